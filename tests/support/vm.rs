@@ -1,0 +1,644 @@
+//! Booted-VM harness for the end-to-end tests: a real Debian guest under QEMU (TCG), seeded with
+//! NoCloud user-data, driven over SSH through a port forwarded on 127.0.0.1.
+//!
+//! The recipe and the reasons behind each choice are in /work/shared/TESTING.md. In short:
+//! - images come from `tests/e2e/build-image.sh`, cached under `$PHANES_VM_CACHE`
+//!   (default `<repo>/target/vm-cache`); every boot writes to its own qcow2 overlay;
+//! - the guest network is QEMU user mode in 198.51.100.0/24, so the host is untouched and the
+//!   guest reaches a host server on `127.0.0.1:PORT` as `http://198.51.100.2:PORT`;
+//! - failures panic (so `Drop` can tell a failed test from a passed one, keep the run dir and say
+//!   where the serial console and the guest's logs are);
+//! - every QEMU and HTTP server is stopped by its own PID, never by name.
+//!
+//! Use from an integration test with `#[path = "support/vm.rs"] mod vm;` and gate every test on
+//! [`vm_tests_enabled`].
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// QEMU's user-mode gateway in the guest network: the host as the guest sees it.
+pub const GUEST_GATEWAY: &str = "198.51.100.2";
+const GUEST_NET: &str = "198.51.100.0/24";
+/// TCG boots take ~40 s; give slow CI machines room.
+pub const SSH_TIMEOUT: Duration = Duration::from_secs(300);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+static IMAGE_LOCK: Mutex<()> = Mutex::new(());
+
+/// How many Debian releases the VM tests cover, from env `PHANES_VM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// `PHANES_VM=quick`: bookworm only, for development loops.
+    Quick,
+    /// `PHANES_VM=all`: bookworm and trixie.
+    All,
+}
+
+impl Tier {
+    pub fn releases(self) -> &'static [Release] {
+        match self {
+            Tier::Quick => &[Release::Bookworm],
+            Tier::All => &[Release::Bookworm, Release::Trixie],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    Bookworm,
+    Trixie,
+}
+
+impl Release {
+    pub fn codename(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+
+    /// `VERSION_ID` in the guest's /etc/os-release.
+    pub fn version_id(self) -> &'static str {
+        match self {
+            Release::Bookworm => "12",
+            Release::Trixie => "13",
+        }
+    }
+}
+
+/// The tier requested through `PHANES_VM`, or `None` (after printing why) when VM tests are off.
+/// An unknown value panics rather than silently skipping.
+pub fn vm_tests_enabled() -> Option<Tier> {
+    match std::env::var("PHANES_VM").as_deref() {
+        Ok("quick") => Some(Tier::Quick),
+        Ok("all") => Some(Tier::All),
+        Ok("off") | Ok("") | Err(_) => {
+            println!("VM tests not requested (set PHANES_VM=quick|all)");
+            None
+        }
+        Ok(other) => panic!("PHANES_VM={other:?}: expected quick, all or off"),
+    }
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails with the command that installs a missing host tool, so a bare machine says what it lacks.
+fn require_tool(tool: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{tool} not found on PATH; install it: {install}");
+}
+
+fn require_vm_tools() {
+    for (tool, install) in [
+        // qemu-utils on these machines comes from backports, and qemu-system-x86 must match it.
+        (
+            "qemu-system-x86_64",
+            "apt-get install -y -t bookworm-backports qemu-system-x86",
+        ),
+        (
+            "qemu-img",
+            "apt-get install -y -t bookworm-backports qemu-utils",
+        ),
+        ("mmdebstrap", "apt-get install -y mmdebstrap"),
+        ("cloud-localds", "apt-get install -y cloud-image-utils"),
+        ("ssh", "apt-get install -y openssh-client"),
+        ("scp", "apt-get install -y openssh-client"),
+        ("ssh-keygen", "apt-get install -y openssh-client"),
+    ] {
+        require_tool(tool, install);
+    }
+}
+
+/// A built base image: boot `kernel` + `initrd` with `base` (raw ext4, never written) as root.
+#[derive(Clone, Debug)]
+pub struct ImagePaths {
+    pub dir: PathBuf,
+    pub base: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+/// Builds (or reuses from the cache) the base image of `release`. Panics on failure.
+pub fn ensure_image(release: Release) -> ImagePaths {
+    require_vm_tools();
+    let cache = std::env::var_os("PHANES_VM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_dir().join("target/vm-cache"));
+    let _guard = IMAGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let status = Command::new("bash")
+        .arg(repo_dir().join("tests/e2e/build-image.sh"))
+        .arg(release.codename())
+        .arg(&cache)
+        .status()
+        .expect("run tests/e2e/build-image.sh");
+    assert!(
+        status.success(),
+        "build-image.sh {} failed: {status}",
+        release.codename()
+    );
+    eprintln!(
+        "[vm] image {} ready in {:.1?}",
+        release.codename(),
+        started.elapsed()
+    );
+    let dir = cache.join(release.codename());
+    ImagePaths {
+        base: dir.join("base.img"),
+        kernel: dir.join("vmlinuz"),
+        initrd: dir.join("initrd.img"),
+        dir,
+    }
+}
+
+/// A loopback TCP port that was free a moment ago (bind to port 0, read it back, release it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn run_checked(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Kills a child by its own PID: SIGTERM, a grace period, then SIGKILL; always reaps it.
+fn stop_child(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// An ed25519 key pair made with ssh-keygen, for the user the test's user-data creates.
+pub struct TestKey {
+    dir: PathBuf,
+    pub private: PathBuf,
+    pub public: PathBuf,
+    /// The `ssh-ed25519 AAAA... comment` line, for `ssh_authorized_keys`.
+    pub public_text: String,
+}
+
+impl TestKey {
+    pub fn generate() -> TestKey {
+        require_tool("ssh-keygen", "apt-get install -y openssh-client");
+        let dir = run_dir("key");
+        let private = dir.join("id_ed25519");
+        run_checked(
+            Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "phanes-vm-test",
+                    "-f",
+                ])
+                .arg(&private),
+        );
+        let public = dir.join("id_ed25519.pub");
+        let public_text = fs::read_to_string(&public)
+            .expect("read public key")
+            .trim()
+            .to_string();
+        TestKey {
+            dir,
+            private,
+            public,
+            public_text,
+        }
+    }
+}
+
+impl Drop for TestKey {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh directory `target/vm-runs/<name>-<pid>-<n>`.
+fn run_dir(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = repo_dir()
+        .join("target/vm-runs")
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+pub struct BootOptions {
+    /// The user-data, `#cloud-config` or any other format cloud-init accepts.
+    pub user_data: String,
+    /// meta-data `local-hostname`; also names the run dir.
+    pub hostname: String,
+    pub memory_mb: u32,
+    /// Extra `(host_port, guest_port)` TCP forwards, on 127.0.0.1 (see [`free_port`]).
+    pub forwards: Vec<(u16, u16)>,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            user_data: String::new(),
+            hostname: "phanes-test".into(),
+            memory_mb: 2048,
+            forwards: Vec::new(),
+        }
+    }
+}
+
+/// A running guest. Dropping it stops QEMU; see the module docs for what is kept on failure.
+pub struct Vm {
+    pub release: Release,
+    dir: PathBuf,
+    ssh_port: u16,
+    qemu: Child,
+    login: Option<(String, PathBuf)>,
+    booted: Instant,
+}
+
+impl Vm {
+    /// Starts QEMU on a fresh overlay of `release`'s base image with a NoCloud seed made from
+    /// `opts`. Returns once QEMU runs; use [`Vm::wait_ssh`] to wait for the guest.
+    pub fn boot(release: Release, opts: BootOptions) -> Vm {
+        let image = ensure_image(release);
+        let dir = run_dir(&opts.hostname);
+        run_checked(
+            Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                .arg(&image.base)
+                .arg(dir.join("disk.qcow2")),
+        );
+        fs::write(dir.join("user-data"), &opts.user_data).expect("write user-data");
+        let instance_id = dir.file_name().unwrap().to_string_lossy().into_owned();
+        fs::write(
+            dir.join("meta-data"),
+            format!(
+                "instance-id: {instance_id}\nlocal-hostname: {}\n",
+                opts.hostname
+            ),
+        )
+        .expect("write meta-data");
+        run_checked(Command::new("cloud-localds").current_dir(&dir).args([
+            "seed.img",
+            "user-data",
+            "meta-data",
+        ]));
+
+        // The free port can be taken between our probe and QEMU's bind: retry with another.
+        for _attempt in 0..3 {
+            let ssh_port = free_port();
+            let mut qemu = spawn_qemu(&image, &dir, &opts, ssh_port);
+            sleep(Duration::from_secs(1));
+            if let Ok(Some(status)) = qemu.try_wait() {
+                let log = fs::read_to_string(dir.join("qemu.log")).unwrap_or_default();
+                if log.contains("forwarding") {
+                    continue;
+                }
+                panic!("QEMU exited at start ({status}):\n{log}");
+            }
+            fs::write(dir.join("qemu.pid"), qemu.id().to_string()).expect("write qemu.pid");
+            eprintln!(
+                "[vm] {} booting {}: pid {}, ssh 127.0.0.1:{ssh_port}, dir {}",
+                opts.hostname,
+                release.codename(),
+                qemu.id(),
+                dir.display()
+            );
+            return Vm {
+                release,
+                dir,
+                ssh_port,
+                qemu,
+                login: None,
+                booted: Instant::now(),
+            };
+        }
+        panic!("QEMU could not bind a forwarded port after 3 attempts");
+    }
+
+    pub fn ssh_port(&self) -> u16 {
+        self.ssh_port
+    }
+
+    pub fn serial_log_path(&self) -> PathBuf {
+        self.dir.join("serial.log")
+    }
+
+    /// This VM's run dir (overlay, seed, serial log, fetched guest logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Time since QEMU was started (or last restarted by a reboot).
+    pub fn uptime(&self) -> Duration {
+        self.booted.elapsed()
+    }
+
+    /// Waits until `user` can log in with `key` and run a command; later calls log in the same way.
+    pub fn wait_ssh(&mut self, user: &str, key: &Path, timeout: Duration) {
+        self.login = Some((user.to_string(), key.to_path_buf()));
+        self.wait_ssh_until(timeout, |_| true);
+    }
+
+    fn wait_ssh_until(&mut self, timeout: Duration, ready: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.qemu.try_wait() {
+                panic!(
+                    "QEMU exited ({status}) while waiting for SSH\n{}",
+                    self.where_to_look()
+                );
+            }
+            let out = self.ssh("cat /proc/sys/kernel/random/boot_id");
+            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && ready(&stdout) {
+                return;
+            }
+            last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            sleep(Duration::from_secs(2));
+        }
+        panic!(
+            "no SSH on 127.0.0.1:{} after {timeout:?} (last error: {last})\n{}",
+            self.ssh_port,
+            self.where_to_look()
+        );
+    }
+
+    fn ssh_base(&self, program: &str) -> Command {
+        let (_, key) = self
+            .login
+            .as_ref()
+            .expect("call wait_ssh first: it sets the user and key");
+        let mut cmd = Command::new(program);
+        cmd.arg("-i").arg(key).args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+            // A guest that reboots or hangs mid-command must not hang the test forever.
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=6",
+        ]);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn destination(&self) -> String {
+        format!("{}@127.0.0.1", self.login.as_ref().unwrap().0)
+    }
+
+    /// Runs `cmd` (a shell command line) in the guest as the logged-in user.
+    pub fn ssh(&self, cmd: &str) -> Output {
+        self.ssh_base("ssh")
+            .args(["-p", &self.ssh_port.to_string()])
+            .arg(self.destination())
+            .arg(cmd)
+            .output()
+            .expect("run ssh")
+    }
+
+    /// Like [`Vm::ssh`], but panics with the output and the log locations unless `cmd` exits 0;
+    /// returns stdout.
+    pub fn ssh_ok(&self, cmd: &str) -> String {
+        let out = self.ssh(cmd);
+        if !out.status.success() {
+            panic!(
+                "guest command failed ({}): {cmd}\n--- stdout\n{}--- stderr\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.where_to_look()
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Copies a local file or directory (recursively) to `remote` in the guest.
+    pub fn scp_to(&self, local: &Path, remote: &str) {
+        let out = self
+            .ssh_base("scp")
+            .args(["-r", "-P", &self.ssh_port.to_string()])
+            .arg(local)
+            .arg(format!("{}:{remote}", self.destination()))
+            .output()
+            .expect("run scp");
+        assert!(
+            out.status.success(),
+            "scp {} -> {remote} failed: {}\n{}",
+            local.display(),
+            String::from_utf8_lossy(&out.stderr),
+            self.where_to_look()
+        );
+    }
+
+    /// Waits for cloud-init to finish; returns `cloud-init status --long`'s text and exit code
+    /// (0 done, 1 error, 2 recoverable errors on cloud-init >= 23.4, 124 timed out).
+    pub fn wait_cloud_init(&self) -> (String, i32) {
+        let out = self.ssh("timeout 1200 cloud-init status --wait --long");
+        let code = out.status.code().unwrap_or(-1);
+        if code == 255 {
+            panic!(
+                "ssh failed during cloud-init status --wait: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.where_to_look()
+            );
+        }
+        (String::from_utf8_lossy(&out.stdout).into_owned(), code)
+    }
+
+    /// Reboots the guest (same QEMU process, same overlay) and waits until SSH answers from the
+    /// new boot, told apart from the old one by the kernel's boot_id.
+    pub fn reboot(&mut self, timeout: Duration) {
+        let old = self.ssh_ok("cat /proc/sys/kernel/random/boot_id");
+        let old = old.trim().to_string();
+        // The connection drops as the guest goes down, so the exit status says nothing.
+        let _ = self.ssh("sudo -n systemctl reboot");
+        self.booted = Instant::now();
+        self.wait_ssh_until(timeout, |id| id != old);
+    }
+
+    /// Copies /var/log/phanes/, the cloud-init logs and the boot's journal into `<run dir>/guest-logs`.
+    pub fn fetch_logs(&self) -> anyhow::Result<PathBuf> {
+        anyhow::ensure!(self.login.is_some(), "no SSH login yet");
+        let dest = self.dir.join("guest-logs");
+        fs::create_dir_all(&dest)?;
+        let tar = self.ssh(
+            "sudo -n tar -C / -cf - --ignore-failed-read var/log/phanes \
+             var/log/cloud-init.log var/log/cloud-init-output.log 2>/dev/null",
+        );
+        let mut untar = Command::new("tar")
+            .arg("-xf")
+            .arg("-")
+            .arg("-C")
+            .arg(&dest)
+            .stdin(Stdio::piped())
+            .spawn()?;
+        untar.stdin.take().unwrap().write_all(&tar.stdout)?;
+        anyhow::ensure!(untar.wait()?.success(), "unpacking guest logs failed");
+        let journal = self.ssh("sudo -n journalctl -b --no-pager");
+        fs::write(dest.join("journal.txt"), &journal.stdout)?;
+        Ok(dest)
+    }
+
+    fn where_to_look(&self) -> String {
+        let serial = fs::read_to_string(self.serial_log_path()).unwrap_or_default();
+        let lines: Vec<&str> = serial.lines().collect();
+        let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+        format!(
+            "run dir: {}\nserial log: {} (last lines below)\n{tail}",
+            self.dir.display(),
+            self.serial_log_path().display()
+        )
+    }
+}
+
+fn spawn_qemu(image: &ImagePaths, dir: &Path, opts: &BootOptions, ssh_port: u16) -> Child {
+    let mut netdev = format!("user,id=n0,net={GUEST_NET},hostfwd=tcp:127.0.0.1:{ssh_port}-:22");
+    for (host, guest) in &opts.forwards {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    let log = fs::File::create(dir.join("qemu.log")).expect("create qemu.log");
+    // No -no-reboot: a guest reboot then restarts in the same process, on the same overlay.
+    // KVM hangs guests on these machines, hence TCG.
+    Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-smp", "2", "-m"])
+        .arg(opts.memory_mb.to_string())
+        .args(["-display", "none", "-monitor", "none", "-serial"])
+        .arg(format!("file:{}", dir.join("serial.log").display()))
+        .arg("-kernel")
+        .arg(&image.kernel)
+        .arg("-initrd")
+        .arg(&image.initrd)
+        .args(["-append", "console=ttyS0 root=/dev/vda rw"])
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=qcow2,if=virtio",
+            dir.join("disk.qcow2").display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            dir.join("seed.img").display()
+        ))
+        .args(["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n0"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup qemu.log"))
+        .stderr(log)
+        .spawn()
+        .expect("start qemu-system-x86_64")
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let failed = std::thread::panicking();
+        let logs = if failed && self.qemu.try_wait().ok().flatten().is_none() {
+            self.fetch_logs().map_err(|e| e.to_string())
+        } else {
+            Err("not fetched".into())
+        };
+        stop_child(&mut self.qemu, Duration::from_secs(10));
+        if failed || std::env::var_os("PHANES_VM_KEEP").is_some() {
+            eprintln!(
+                "[vm] kept {}\n[vm]   serial log: {}\n[vm]   guest logs: {}",
+                self.dir.display(),
+                self.serial_log_path().display(),
+                match logs {
+                    Ok(p) => p.display().to_string(),
+                    Err(e) => format!("({e})"),
+                }
+            );
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `python3 -m http.server` on 127.0.0.1, serving a directory to the guest (e.g. an apt repo).
+pub struct HttpServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl HttpServer {
+    pub fn serve(dir: &Path) -> HttpServer {
+        require_tool("python3", "apt-get install -y python3");
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 -m http.server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                stop_child(&mut child, Duration::from_secs(1));
+                panic!("http.server for {} did not listen on {port}", dir.display());
+            }
+            sleep(Duration::from_millis(100));
+        }
+        HttpServer { port, child }
+    }
+
+    pub fn host_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The same server as the guest reaches it through QEMU's gateway.
+    pub fn guest_url(&self) -> String {
+        format!("http://{GUEST_GATEWAY}:{}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(2));
+    }
+}
