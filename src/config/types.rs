@@ -1,0 +1,320 @@
+//! Validated value types. Every string a user writes that ends up in the bundle goes through one of
+//! these, so a bad value is rejected while the config is parsed — with its key path and file
+//! position, because serde reports both for errors raised inside `Deserialize`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Declares a string newtype that only deserializes when `$check` accepts it.
+/// `$expected` completes the sentence "expected ...".
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $expected:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// What a valid value looks like, for error messages and docs.
+            pub const EXPECTED: &'static str = $expected;
+
+            /// The value as written in the config.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                let check: fn(&str) -> bool = $check;
+                if check(&value) {
+                    Ok(Self(value))
+                } else {
+                    Err(format!("invalid value {:?}: expected {}", value, $expected))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+fn all_chars(s: &str, allowed: impl Fn(char) -> bool) -> bool {
+    !s.is_empty() && s.chars().all(allowed)
+}
+
+fn is_dns_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && all_chars(label, |c| c.is_ascii_alphanumeric() || c == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+validated_string!(
+    /// A host name: DNS labels separated by dots.
+    Hostname,
+    "a host name of letters, digits and '-', labels separated by '.', at most 253 characters",
+    |s| s.len() <= 253 && s.split('.').all(is_dns_label)
+);
+
+validated_string!(
+    /// A Linux user or group name that sudoers and useradd both accept (no dots: sudo ignores
+    /// files in /etc/sudoers.d whose names contain one).
+    AccountName,
+    "a lowercase account name: a letter or '_', then letters, digits, '_' or '-', at most 32 characters",
+    |s| s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && all_chars(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+);
+
+validated_string!(
+    /// An IANA time zone name as found under /usr/share/zoneinfo.
+    Timezone,
+    "a time zone name like Etc/UTC or Europe/Berlin",
+    |s| s.len() <= 64
+        && !s.starts_with('/')
+        && !s.contains("..")
+        && all_chars(s, |c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
+);
+
+validated_string!(
+    /// A glibc locale name such as en_US.UTF-8 or C.UTF-8.
+    Locale,
+    "a locale name like en_US.UTF-8 or de_DE.UTF-8",
+    |s| s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && all_chars(s, |c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
+);
+
+validated_string!(
+    /// A Debian package name (Debian Policy 5.6.7).
+    PackageName,
+    "a Debian package name: lowercase letters, digits, '+', '-' and '.', starting with a letter or digit",
+    |s| s.len() >= 2
+        && s.len() <= 128
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && all_chars(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+);
+
+validated_string!(
+    /// An absolute path without spaces, quotes or shell metacharacters.
+    AbsolutePath,
+    "an absolute path of letters, digits and '/_.-' (no spaces, no '..')",
+    |s| s.starts_with('/')
+        && s.len() <= 255
+        && !s.split('/').any(|part| part == "..")
+        && all_chars(s, |c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+);
+
+/// Key types OpenSSH accepts in authorized_keys (sshd(8) "AUTHORIZED_KEYS FILE FORMAT").
+pub const SSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ssh-rsa-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+];
+
+fn is_ssh_public_key(s: &str) -> bool {
+    let mut parts = s.splitn(3, ' ');
+    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let comment = parts.next().unwrap_or("");
+    SSH_KEY_TYPES.contains(&kind)
+        && blob.len() >= 16
+        && all_chars(blob, |c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+        && comment.chars().all(|c| !c.is_control())
+}
+
+validated_string!(
+    /// One OpenSSH public key line: `type base64 [comment]`, no options, on one line.
+    SshPublicKey,
+    "an OpenSSH public key on one line: '<type> <base64> [comment]' with type ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 or an sk-/cert variant",
+    is_ssh_public_key
+);
+
+impl SshPublicKey {
+    /// The `type base64` part that identifies the key, without its comment.
+    pub fn identity(&self) -> String {
+        self.0.splitn(3, ' ').take(2).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// A size in bytes, written as `512M`, `2G`, `1.5G` or a plain number of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SizeInput", into = "String")]
+pub struct Size(pub u64);
+
+/// What a size may be written as in YAML: a number of bytes or a string with a unit.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeInput {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    pub const EXPECTED: &'static str =
+        "a size like 512M, 2G or 1.5G (units K, M, G, T; powers of 1024), or a number of bytes";
+
+    /// Size in whole MiB, rounded up.
+    pub fn mib(self) -> u64 {
+        self.0.div_ceil(1 << 20)
+    }
+
+    /// Parses `2G`, `512M`, `1.5G` or a plain number into bytes.
+    pub fn parse(text: &str) -> Option<u64> {
+        let text = text.trim();
+        let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+            Some((i, _)) => text.split_at(i),
+            None => (text, ""),
+        };
+        let shift = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B')
+        {
+            "" => 0,
+            "K" => 10,
+            "M" => 20,
+            "G" => 30,
+            "T" => 40,
+            _ => return None,
+        };
+        let value: f64 = number.trim().parse().ok()?;
+        if !value.is_finite() || value < 0.0 {
+            return None;
+        }
+        let bytes = value * (1u64 << shift) as f64;
+        (bytes <= u64::MAX as f64).then_some(bytes as u64)
+    }
+}
+
+impl TryFrom<SizeInput> for Size {
+    type Error = String;
+    fn try_from(input: SizeInput) -> Result<Self, String> {
+        match input {
+            SizeInput::Bytes(n) => Ok(Size(n)),
+            SizeInput::Text(t) => Size::parse(&t)
+                .map(Size)
+                .ok_or_else(|| format!("invalid size {t:?}: expected {}", Size::EXPECTED)),
+        }
+    }
+}
+
+impl From<Size> for String {
+    fn from(size: Size) -> String {
+        size.to_string()
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u32, &str); 4] = [(40, "T"), (30, "G"), (20, "M"), (10, "K")];
+        for (shift, unit) in UNITS {
+            if self.0 >= 1 << shift && self.0 % (1 << shift) == 0 {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An integer that must lie in an inclusive range, checked during deserialization so the error
+/// carries its position. `Ranged<1, 65535>` is a TCP port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Ranged<const MIN: i64, const MAX: i64>(pub i64);
+
+impl<const MIN: i64, const MAX: i64> TryFrom<i64> for Ranged<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("{value} is out of range: expected {MIN} to {MAX}"))
+        }
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
+    fn from(value: Ranged<MIN, MAX>) -> i64 {
+        value.0
+    }
+}
+
+/// A TCP or UDP port number.
+pub type Port = Ranged<1, 65535>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepts<T: TryFrom<String>>(s: &str) -> bool {
+        T::try_from(s.to_string()).is_ok()
+    }
+
+    #[test]
+    fn hostile_strings_are_rejected_by_every_shape() {
+        for bad in ["a b", "a'b", "$(id)", "`id`", "a\nb", "a: b", "#x", "a;b", ""] {
+            assert!(!accepts::<Hostname>(bad), "{bad:?}");
+            assert!(!accepts::<AccountName>(bad), "{bad:?}");
+            assert!(!accepts::<Timezone>(bad), "{bad:?}");
+            assert!(!accepts::<Locale>(bad), "{bad:?}");
+            assert!(!accepts::<PackageName>(bad), "{bad:?}");
+            assert!(!accepts::<AbsolutePath>(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn common_values_are_accepted() {
+        assert!(accepts::<Hostname>("web-1.example.com"));
+        assert!(accepts::<AccountName>("deploy"));
+        assert!(!accepts::<AccountName>("first.last"));
+        assert!(accepts::<Timezone>("America/Argentina/Buenos_Aires"));
+        assert!(accepts::<Locale>("sr_RS.UTF-8@latin"));
+        assert!(accepts::<PackageName>("g++"));
+        assert!(accepts::<AbsolutePath>("/bin/bash"));
+        assert!(!accepts::<AbsolutePath>("/bin/../etc"));
+    }
+
+    #[test]
+    fn ssh_keys_of_every_kind_are_accepted_and_garbage_is_not() {
+        let blob = "AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I";
+        for kind in SSH_KEY_TYPES {
+            assert!(accepts::<SshPublicKey>(&format!("{kind} {blob} me@laptop")));
+        }
+        assert!(!accepts::<SshPublicKey>("ssh-dss AAAAB3NzaC1kc3MAAACBAP me"));
+        assert!(!accepts::<SshPublicKey>(&format!("ssh-ed25519 {blob} a\nssh-rsa x")));
+        assert!(!accepts::<SshPublicKey>("ssh-ed25519 $(reboot)AAAAAAAAAAAAAAA"));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(Size::parse("2G"), Some(2 << 30));
+        assert_eq!(Size::parse("512M"), Some(512 << 20));
+        assert_eq!(Size::parse("1.5g"), Some(3 << 29));
+        assert_eq!(Size::parse("2GiB"), Some(2 << 30));
+        assert_eq!(Size::parse("2X"), None);
+        assert_eq!(Size(2 << 30).to_string(), "2G");
+        assert_eq!(Size(3 << 29).to_string(), "1536M");
+    }
+}

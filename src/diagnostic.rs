@@ -1,0 +1,282 @@
+//! Errors about what a user wrote: where (file, line, column, key path), what was expected, and a
+//! suggestion when a name looks misspelt. One type for config files, profiles and `--set`.
+
+use std::fmt;
+
+/// One problem in a user's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// File name, or a description such as `--set swap.size=2X`.
+    pub origin: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// Dotted key path such as `user.users[0].name`; empty for the document root.
+    pub path: String,
+    pub message: String,
+    /// "did you mean" and similar hints.
+    pub help: Option<String>,
+    /// The offending source line, shown with a caret under the column.
+    pub excerpt: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            origin: origin.into(),
+            position: None,
+            path: String::new(),
+            message: message.into(),
+            help: None,
+            excerpt: None,
+        }
+    }
+
+    /// Builds a diagnostic from a serde_norway error, splitting its `path: message at line L
+    /// column C` text into parts and adding a suggestion for unknown keys.
+    pub fn from_yaml(origin: &str, source: Option<&str>, err: &serde_norway::Error) -> Self {
+        let mut text = err.to_string();
+        let location = err.location().map(|l| (l.line(), l.column()));
+        if let Some((line, column)) = location {
+            let suffix = format!(" at line {line} column {column}");
+            if let Some(stripped) = text.strip_suffix(&suffix) {
+                text = stripped.to_string();
+            }
+        }
+        let (mut path, message) = split_path(&text);
+        let mut position = location;
+        // Errors raised by a value's own validation carry the parent's path but the key's
+        // position: complete the path from the source.
+        if let (Some(source), Some((line, column))) = (source, position) {
+            if let Some(key) = key_at(source, line, column) {
+                if !message.starts_with("unknown field") {
+                    if path.rsplit('.').next() != Some(key) {
+                        path = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+                    }
+                    // Point at the value, not its key.
+                    let after = &source.lines().nth(line - 1).unwrap_or("")[column - 1..];
+                    let value_at = after.find(':').map(|i| i + 1 + after[i + 1..].len() - after[i + 1..].trim_start().len());
+                    position = Some((line, column + value_at.unwrap_or(0)));
+                }
+            }
+        }
+        let mut diagnostic = Diagnostic::new(origin, message);
+        diagnostic.path = path;
+        diagnostic.position = position;
+        diagnostic.help = suggestion_for_unknown(&diagnostic.message);
+        if let (Some(source), Some((line, _))) = (source, position) {
+            diagnostic.excerpt = source.lines().nth(line - 1).map(str::to_string);
+        }
+        diagnostic
+    }
+
+    /// Sets the key path. For an unknown key the path names its parent, since the message
+    /// already names the key.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        if let Some(field) = self.message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            if let Some(parent) = self.path.strip_suffix(&format!(".{field}")) {
+                self.path = parent.to_string();
+            }
+        }
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Points the diagnostic at `path` inside `source`, when the key can be found there.
+    pub fn located_in(mut self, source: &str) -> Self {
+        if let Some((line, column)) = locate_key(source, &self.path) {
+            self.position = Some((line, column));
+            self.excerpt = source.lines().nth(line - 1).map(str::to_string);
+        }
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let (Some(excerpt), Some((line, column))) = (&self.excerpt, self.position) {
+            let gutter = line.to_string().len();
+            write!(f, "\n {:gutter$} |\n {line} | {excerpt}\n {:gutter$} | {:>column$}", "", "", "^")?;
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// Several diagnostics reported together.
+#[derive(Debug)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+/// The mapping key written at a 1-based position (`key: value`), if there is one.
+fn key_at(source: &str, line: usize, column: usize) -> Option<&str> {
+    let text = source.lines().nth(line.checked_sub(1)?)?.get(column.checked_sub(1)?..)?;
+    let text = text.strip_prefix("- ").unwrap_or(text);
+    let (key, _) = text.split_once(':')?;
+    let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    valid.then_some(key)
+}
+
+/// serde_norway prefixes messages with the key path when there is one (`swap.size: invalid ...`).
+/// A path never contains a space; serde's own message heads ("invalid type") do.
+fn split_path(text: &str) -> (String, String) {
+    if let Some((head, rest)) = text.split_once(": ") {
+        if !head.is_empty() && !head.contains(' ') && !head.contains('`') {
+            return (head.to_string(), rest.to_string());
+        }
+    }
+    (String::new(), text.to_string())
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a` or `b`"), suggests
+/// the closest known name.
+fn suggestion_for_unknown(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (unknown, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    closest(unknown, &candidates).map(|best| format!("did you mean `{best}`?"))
+}
+
+/// The candidate nearest to `word` by edit distance, if it is near enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Finds the line and column of a dotted key path (`a.b[2].c`) in block-style YAML, so that
+/// errors found after parsing (cross-field checks) can still point at the file. Best effort:
+/// flow-style documents give `None`.
+pub fn locate_key(source: &str, path: &str) -> Option<(usize, usize)> {
+    let mut segments: Vec<Segment> = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indices) = part.split_once('[').unwrap_or((part, ""));
+        segments.push(Segment::Key(key.to_string()));
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            segments.push(Segment::Index(index.trim_end_matches(']').parse().ok()?));
+        }
+    }
+    let lines: Vec<&str> = source.lines().collect();
+    let (mut from, mut min_indent) = (0usize, 0usize);
+    let mut found = None;
+    for segment in &segments {
+        let mut seen_items = 0usize;
+        let mut hit = None;
+        for (n, line) in lines.iter().enumerate().skip(from) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent < min_indent && n > from {
+                break;
+            }
+            match segment {
+                Segment::Key(key) => {
+                    let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+                    let body_indent = line.len() - body.len();
+                    if body_indent >= min_indent && body.starts_with(&format!("{key}:")) {
+                        hit = Some((n, body_indent));
+                        break;
+                    }
+                }
+                Segment::Index(index) => {
+                    if indent >= min_indent && trimmed.starts_with('-') {
+                        if seen_items == *index {
+                            hit = Some((n, indent));
+                            break;
+                        }
+                        seen_items += 1;
+                    }
+                }
+            }
+        }
+        let (n, column) = hit?;
+        found = Some((n + 1, column + 1));
+        // Children of a list item start on the item's own line, after "- ".
+        (from, min_indent) = match segment {
+            Segment::Index(_) => (n, column + 2),
+            Segment::Key(_) => (n + 1, column + 1),
+        };
+    }
+    found
+}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_finds_typos_and_ignores_unrelated_words() {
+        assert_eq!(closest("hostnme", &["hostname", "timezone"]), Some("hostname"));
+        assert_eq!(closest("zzzzzz", &["hostname", "timezone"]), None);
+    }
+
+    #[test]
+    fn locate_key_follows_nested_maps_and_lists() {
+        let src = "baseline:\n  hostname: a\nuser:\n  users:\n    - name: a\n    - name: b\n      shell: x\n";
+        assert_eq!(locate_key(src, "baseline.hostname"), Some((2, 3)));
+        assert_eq!(locate_key(src, "user.users[1].shell"), Some((7, 7)));
+        assert_eq!(locate_key(src, "user.users[1].name"), Some((6, 7)));
+        assert_eq!(locate_key(src, "swap.size"), None);
+    }
+}

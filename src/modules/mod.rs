@@ -1,0 +1,108 @@
+//! The module registry: every module's metadata, and how a profile's module list becomes an
+//! ordered, conflict-free selection.
+
+pub mod baseline;
+pub mod swap;
+pub mod user;
+
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use anyhow::{bail, Result};
+
+/// What the compiler knows about a module. The settings type lives in the module's own file and
+/// is a field of [`Config`]; the steps live in its template.
+#[derive(Debug)]
+pub struct ModuleSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Modules that must run before this one; selecting this module selects them too.
+    pub requires: &'static [&'static str],
+    /// Modules that cannot share a server with this one, and why.
+    pub conflicts: &'static [(&'static str, &'static str)],
+    /// The minijinja template that renders the module's steps.
+    pub template: &'static str,
+    /// Checks across fields that serde cannot express.
+    pub validate: fn(&Config) -> Vec<Diagnostic>,
+}
+
+/// Every module, in the order they run. A module's `requires` always come earlier in this list,
+/// so filtering it by a selection gives a valid order.
+pub const ALL: &[&ModuleSpec] = &[&baseline::MODULE, &user::MODULE, &swap::MODULE];
+
+/// Looks a module up by name.
+pub fn find(name: &str) -> Option<&'static ModuleSpec> {
+    ALL.iter().copied().find(|m| m.name == name)
+}
+
+/// Names of every module, for suggestions.
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|m| m.name).collect()
+}
+
+/// Error for a module name that does not exist, with a suggestion.
+pub fn unknown(name: &str) -> anyhow::Error {
+    let mut message = format!("unknown module {name:?}");
+    if let Some(best) = crate::diagnostic::closest(name, &names()) {
+        message.push_str(&format!(" (did you mean {best:?}?)"));
+    }
+    message.push_str(&format!("; modules: {}", names().join(", ")));
+    anyhow::anyhow!(message)
+}
+
+/// Turns a wanted set of modules into the run order: adds what they require, drops what was
+/// excluded, and fails on conflicts or on excluding something another module needs.
+pub fn resolve(wanted: &[String], excluded: &[String]) -> Result<Vec<&'static ModuleSpec>> {
+    for name in wanted.iter().chain(excluded) {
+        if find(name).is_none() {
+            return Err(unknown(name));
+        }
+    }
+    let mut selected: Vec<&str> = Vec::new();
+    let mut stack: Vec<&str> = wanted.iter().map(String::as_str).filter(|n| !excluded.iter().any(|e| e == n)).collect();
+    while let Some(name) = stack.pop() {
+        if selected.contains(&name) {
+            continue;
+        }
+        selected.push(name);
+        let spec = find(name).expect("checked above");
+        for required in spec.requires {
+            if excluded.iter().any(|e| e == required) {
+                bail!("module {name:?} requires {required:?}, which is excluded");
+            }
+            stack.push(required);
+        }
+    }
+    let ordered: Vec<&'static ModuleSpec> =
+        ALL.iter().copied().filter(|m| selected.contains(&m.name)).collect();
+    for module in &ordered {
+        for (other, reason) in module.conflicts {
+            if ordered.iter().any(|m| m.name == *other) {
+                bail!("modules {:?} and {other:?} cannot be used together: {reason}", module.name);
+            }
+        }
+    }
+    Ok(ordered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_order_puts_requirements_first() {
+        for (i, module) in ALL.iter().enumerate() {
+            for required in module.requires {
+                let at = ALL.iter().position(|m| m.name == *required).expect("required module exists");
+                assert!(at < i, "{} requires {required}, which runs later", module.name);
+            }
+        }
+    }
+
+    #[test]
+    fn resolve_orders_by_registry_and_rejects_unknown_names() {
+        let order = resolve(&["swap".into(), "baseline".into()], &[]).unwrap();
+        assert_eq!(order.iter().map(|m| m.name).collect::<Vec<_>>(), ["baseline", "swap"]);
+        let err = resolve(&["swpa".into()], &[]).unwrap_err().to_string();
+        assert!(err.contains("did you mean \"swap\""), "{err}");
+    }
+}
