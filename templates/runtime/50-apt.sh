@@ -1,0 +1,81 @@
+
+# ---------------------------------------------------------------------------
+# phanes runtime: apt
+#
+# One `apt-get update` per run at most (plus one after a source is added), and
+# only when something must be installed, so a converged re-run never touches
+# the network. Markers live in $PHANES_RUN_DIR because applies run in subshells.
+# ---------------------------------------------------------------------------
+
+# Packages the last _phanes_pkgs_missing found not installed.
+_PHANES_APT_TODO=()
+
+# Internal: apt-get with the options every phanes call uses (noninteractive,
+# wait for the dpkg lock instead of failing, keep existing config files).
+_phanes_apt_get() {
+  DEBIAN_FRONTEND=noninteractive apt-get -y -q \
+    -o DPkg::Lock::Timeout=300 \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+# Internal: the PKG arguments that are not installed ("ii"), into array
+# _PHANES_APT_TODO, with one dpkg-query call (an "arch" suffix is ignored).
+_phanes_pkgs_missing() {
+  local out pkg status
+  local -A have=()
+  _PHANES_APT_TODO=()
+  out=$(LC_ALL=C dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' -- "$@" 2>/dev/null) || true
+  while read -r pkg status; do
+    [ "$status" != ii ] || have[$pkg]=1
+  done <<<"$out"
+  for pkg in "$@"; do
+    [ -n "${have[${pkg%%:*}]:-}" ] || _PHANES_APT_TODO+=("$pkg")
+  done
+}
+
+# phanes_pkgs_installed PKG...: 0 when every PKG is installed (dpkg status "ii").
+phanes_pkgs_installed() {
+  _phanes_pkgs_missing "$@"
+  [ ${#_PHANES_APT_TODO[@]} -eq 0 ]
+}
+
+# phanes_apt_sources_changed: makes the next install run `apt-get update` again (call after adding a source).
+phanes_apt_sources_changed() {
+  rm -f -- "$PHANES_RUN_DIR/apt-updated"
+}
+
+# phanes_apt_update: runs `apt-get update` unless this run already did (and no source changed since).
+phanes_apt_update() {
+  [ ! -e "$PHANES_RUN_DIR/apt-updated" ] || return 0
+  phanes_retry 3 _phanes_apt_get update || { phanes_fail "apt-get update failed"; return 1; }
+  : >"$PHANES_RUN_DIR/apt-updated"
+}
+
+# phanes_apt_install PKG...: installs the missing PKGs (recommends unless PHANES_APT_NO_RECOMMENDS=1), with retries.
+phanes_apt_install() {
+  local opts=()
+  _phanes_pkgs_missing "$@"
+  [ ${#_PHANES_APT_TODO[@]} -gt 0 ] || return 0
+  phanes_apt_update || return 1
+  [ "${PHANES_APT_NO_RECOMMENDS:-0}" != 1 ] || opts+=(--no-install-recommends)
+  if ! phanes_retry 3 _phanes_apt_get "${opts[@]}" install "${_PHANES_APT_TODO[@]}"; then
+    phanes_fail "apt-get install ${_PHANES_APT_TODO[*]} failed"
+    return 1
+  fi
+}
+
+# phanes_apt_remove PKG...: removes the PKGs that are installed (config files kept).
+phanes_apt_remove() {
+  local pkg todo=()
+  local -A missing=()
+  _phanes_pkgs_missing "$@"
+  for pkg in "${_PHANES_APT_TODO[@]}"; do missing[$pkg]=1; done
+  for pkg in "$@"; do
+    [ -n "${missing[$pkg]:-}" ] || todo+=("$pkg")
+  done
+  [ ${#todo[@]} -gt 0 ] || return 0
+  if ! phanes_retry 3 _phanes_apt_get remove "${todo[@]}"; then
+    phanes_fail "apt-get remove ${todo[*]} failed"
+    return 1
+  fi
+}
