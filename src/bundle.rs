@@ -10,7 +10,11 @@ include!(concat!(env!("OUT_DIR"), "/runtime_files.rs"));
 
 /// The bash runtime every bundle starts with.
 pub fn runtime() -> String {
-    RUNTIME_FILES.iter().map(|(_, text)| *text).collect::<Vec<_>>().join("\n")
+    RUNTIME_FILES
+        .iter()
+        .map(|(_, text)| *text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One module's rendered steps.
@@ -32,7 +36,10 @@ pub fn sections(c: &Compilation) -> Result<Vec<Section>> {
                 config => render::value(&all_settings),
             };
             let text = render::render(&c.env, &render::module_template_id(module.name), ctx)?;
-            Ok(Section { module: module.name, text })
+            Ok(Section {
+                module: module.name,
+                text,
+            })
         })
         .collect()
 }

@@ -1,9 +1,9 @@
 //! The command line: argument parsing and one function per command.
 
 use crate::compile::{self, Compilation, Request};
-use crate::targets::{self, cloud_init::Provider, packer::SourceName, Format, TargetOptions};
+use crate::targets::{self, Format, TargetOptions, cloud_init::Provider, packer::SourceName};
 use crate::{bundle, modules, output, profile};
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -114,7 +114,11 @@ pub fn main() -> ExitCode {
         1 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).without_time().init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -132,7 +136,11 @@ fn run(command: Command) -> Result<()> {
         Command::Validate(input) => {
             let c = compile::compile(&input.request())?;
             let names: Vec<&str> = c.modules.iter().map(|m| m.name).collect();
-            println!("valid: profile {} with modules {}", c.profile.name, names.join(", "));
+            println!(
+                "valid: profile {} with modules {}",
+                c.profile.name,
+                names.join(", ")
+            );
             Ok(())
         }
     }
@@ -141,7 +149,10 @@ fn run(command: Command) -> Result<()> {
 fn render(args: &RenderArgs) -> Result<()> {
     let packer_source: SourceName = args.packer_source.parse().map_err(anyhow::Error::msg)?;
     let compilation = compile::compile(&args.input.request())?;
-    let options = TargetOptions { provider: args.provider, packer_source };
+    let options = TargetOptions {
+        provider: args.provider,
+        packer_source,
+    };
     let all = targets::render_all(&compilation, &options)?;
     match (&args.out, args.format) {
         (Some(dir), format) => {
@@ -154,7 +165,9 @@ fn render(args: &RenderArgs) -> Result<()> {
                 eprintln!("wrote {}", dir.join(&artifact.path).display());
             }
         }
-        (None, Some(Format::Archive)) => bail!("--format archive writes three files: add --out DIR"),
+        (None, Some(Format::Archive)) => {
+            bail!("--format archive writes three files: add --out DIR")
+        }
         (None, format) => {
             let format = format.unwrap_or(Format::Shell);
             let chosen = targets::select(all, format);
@@ -178,12 +191,22 @@ fn list(what: ListWhat, input: &InputArgs) -> Result<()> {
         ListWhat::Profiles => {
             let request = input.request();
             let dir = request.profiles_dir.clone().or_else(|| {
-                Some(profile::default_user_dir(request.config.as_deref().unwrap_or(compile::DEFAULT_CONFIG.as_ref())))
+                Some(profile::default_user_dir(
+                    request
+                        .config
+                        .as_deref()
+                        .unwrap_or(compile::DEFAULT_CONFIG.as_ref()),
+                ))
             });
             let source = profile::ProfileSource { user_dir: dir };
             for name in source.names() {
                 let profile = source.load(&name)?;
-                println!("{:<12} {} [{}]", profile.name, profile.description, profile.modules.join(", "));
+                println!(
+                    "{:<12} {} [{}]",
+                    profile.name,
+                    profile.description,
+                    profile.modules.join(", ")
+                );
             }
         }
     }
@@ -191,7 +214,11 @@ fn list(what: ListWhat, input: &InputArgs) -> Result<()> {
 }
 
 fn plan(c: &Compilation) -> Result<()> {
-    println!("profile {} ({})", c.profile.name, c.profile.lineage.join(" > "));
+    println!(
+        "profile {} ({})",
+        c.profile.name,
+        c.profile.lineage.join(" > ")
+    );
     let mut n = 0;
     for section in bundle::sections(c)? {
         println!("\n{}:", section.module);
@@ -217,6 +244,9 @@ pub fn step_declarations(section: &str) -> Vec<(String, String)> {
 
 /// Reverses the `sh` filter's single quoting.
 fn unquote(quoted: &str) -> String {
-    let inner = quoted.trim().trim_start_matches('\'').trim_end_matches('\'');
+    let inner = quoted
+        .trim()
+        .trim_start_matches('\'')
+        .trim_end_matches('\'');
     inner.replace(r"'\''", "'")
 }

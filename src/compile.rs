@@ -39,18 +39,23 @@ pub struct Compilation {
 /// Loads and checks everything a render needs.
 pub fn compile(request: &Request) -> Result<Compilation> {
     let (config_path, user_layer) = read_user_config(request)?;
-    let profiles_dir = request
-        .profiles_dir
-        .clone()
-        .or_else(|| Some(profile::default_user_dir(config_path.as_deref().unwrap_or(DEFAULT_CONFIG.as_ref()))));
-    let source = ProfileSource { user_dir: profiles_dir };
+    let profiles_dir = request.profiles_dir.clone().or_else(|| {
+        Some(profile::default_user_dir(
+            config_path.as_deref().unwrap_or(DEFAULT_CONFIG.as_ref()),
+        ))
+    });
+    let source = ProfileSource {
+        user_dir: profiles_dir,
+    };
     // The profile name may itself come from the config file or --set.
     let name = match &request.profile {
         Some(name) => name.clone(),
         None => {
             let layers: Vec<Layer> = user_layer.iter().map(clone_layer).collect();
             let (config, _) = config::assemble(&layers, &request.sets)?;
-            config.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string())
+            config
+                .profile
+                .unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string())
         }
     };
     let profile = source.load(&name)?;
@@ -60,14 +65,25 @@ pub fn compile(request: &Request) -> Result<Compilation> {
     let mut wanted = profile.modules.clone();
     wanted.extend(request.modules.iter().cloned());
     let modules = modules::resolve(&wanted, &request.skip_modules)?;
-    let canonical = serde_norway::to_string(&effective).context("serializing the effective config")?;
+    let canonical =
+        serde_norway::to_string(&effective).context("serializing the effective config")?;
     let config_sha256 = hex(&Sha256::digest(canonical.as_bytes()));
     tracing::debug!(profile = %profile.name, modules = ?modules.iter().map(|m| m.name).collect::<Vec<_>>(), "compiled");
-    Ok(Compilation { env: crate::render::environment()?, profile, modules, config, config_sha256 })
+    Ok(Compilation {
+        env: crate::render::environment()?,
+        profile,
+        modules,
+        config,
+        config_sha256,
+    })
 }
 
 fn clone_layer(layer: &Layer) -> Layer {
-    Layer { origin: layer.origin.clone(), text: layer.text.clone(), nested_under: layer.nested_under }
+    Layer {
+        origin: layer.origin.clone(),
+        text: layer.text.clone(),
+        nested_under: layer.nested_under,
+    }
 }
 
 fn read_user_config(request: &Request) -> Result<(Option<PathBuf>, Option<Layer>)> {
@@ -78,13 +94,24 @@ fn read_user_config(request: &Request) -> Result<(Option<PathBuf>, Option<Layer>
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let origin = path.display().to_string();
-            Ok((Some(path), Some(Layer { origin, text, nested_under: None })))
+            Ok((
+                Some(path),
+                Some(Layer {
+                    origin,
+                    text,
+                    nested_under: None,
+                }),
+            ))
         }
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
             tracing::debug!("no {DEFAULT_CONFIG}: using the built-in defaults");
             Ok((None, None))
         }
-        Err(e) => Err(Diagnostic::new(path.display().to_string(), format!("cannot read the config file: {e}")).into()),
+        Err(e) => Err(Diagnostic::new(
+            path.display().to_string(),
+            format!("cannot read the config file: {e}"),
+        )
+        .into()),
     }
 }
 
@@ -92,4 +119,3 @@ fn read_user_config(request: &Request) -> Result<(Option<PathBuf>, Option<Layer>
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
-

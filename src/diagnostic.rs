@@ -50,11 +50,17 @@ impl Diagnostic {
             if let Some(key) = key_at(source, line, column) {
                 if !message.starts_with("unknown field") {
                     if path.rsplit('.').next() != Some(key) {
-                        path = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+                        path = if path.is_empty() {
+                            key.to_string()
+                        } else {
+                            format!("{path}.{key}")
+                        };
                     }
                     // Point at the value, not its key.
                     let after = &source.lines().nth(line - 1).unwrap_or("")[column - 1..];
-                    let value_at = after.find(':').map(|i| i + 1 + after[i + 1..].len() - after[i + 1..].trim_start().len());
+                    let value_at = after
+                        .find(':')
+                        .map(|i| i + 1 + after[i + 1..].len() - after[i + 1..].trim_start().len());
                     position = Some((line, column + value_at.unwrap_or(0)));
                 }
             }
@@ -73,7 +79,11 @@ impl Diagnostic {
     /// already names the key.
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
-        if let Some(field) = self.message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        if let Some(field) = self
+            .message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
             if let Some(parent) = self.path.strip_suffix(&format!(".{field}")) {
                 self.path = parent.to_string();
             }
@@ -108,7 +118,11 @@ impl fmt::Display for Diagnostic {
         write!(f, ": {}", self.message)?;
         if let (Some(excerpt), Some((line, column))) = (&self.excerpt, self.position) {
             let gutter = line.to_string().len();
-            write!(f, "\n {:gutter$} |\n {line} | {excerpt}\n {:gutter$} | {:>column$}", "", "", "^")?;
+            write!(
+                f,
+                "\n {:gutter$} |\n {line} | {excerpt}\n {:gutter$} | {:>column$}",
+                "", "", "^"
+            )?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n  help: {help}")?;
@@ -145,10 +159,16 @@ impl From<Diagnostic> for Diagnostics {
 
 /// The mapping key written at a 1-based position (`key: value`), if there is one.
 fn key_at(source: &str, line: usize, column: usize) -> Option<&str> {
-    let text = source.lines().nth(line.checked_sub(1)?)?.get(column.checked_sub(1)?..)?;
+    let text = source
+        .lines()
+        .nth(line.checked_sub(1)?)?
+        .get(column.checked_sub(1)?..)?;
     let text = text.strip_prefix("- ").unwrap_or(text);
     let (key, _) = text.split_once(':')?;
-    let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let valid = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     valid.then_some(key)
 }
 
@@ -267,7 +287,10 @@ mod tests {
 
     #[test]
     fn closest_finds_typos_and_ignores_unrelated_words() {
-        assert_eq!(closest("hostnme", &["hostname", "timezone"]), Some("hostname"));
+        assert_eq!(
+            closest("hostnme", &["hostname", "timezone"]),
+            Some("hostname")
+        );
         assert_eq!(closest("zzzzzz", &["hostname", "timezone"]), None);
     }
 

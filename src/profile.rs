@@ -2,7 +2,7 @@
 //! users add their own as `<name>.yaml` in a profiles folder (next to their config by default).
 
 use crate::config::Layer;
-use crate::diagnostic::{closest, Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, closest};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -58,7 +58,11 @@ struct Found {
 impl ProfileSource {
     /// Names of all available profiles, user ones first, each once.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.user_files().into_iter().map(|(name, _)| name).collect();
+        let mut names: Vec<String> = self
+            .user_files()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         for (name, _) in BUILT_IN {
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_string());
@@ -68,8 +72,12 @@ impl ProfileSource {
     }
 
     fn user_files(&self) -> Vec<(String, PathBuf)> {
-        let Some(dir) = &self.user_dir else { return Vec::new() };
-        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let Some(dir) = &self.user_dir else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
         let mut files: Vec<(String, PathBuf)> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -84,20 +92,35 @@ impl ProfileSource {
         if !is_profile_name(name) {
             return Err(Diagnostic::new(
                 "profile",
-                format!("{name:?} is not a profile name: expected lowercase letters, digits and '-'"),
+                format!(
+                    "{name:?} is not a profile name: expected lowercase letters, digits and '-'"
+                ),
             ));
         }
         if let Some((_, path)) = self.user_files().into_iter().find(|(n, _)| n == name) {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Diagnostic::new(path.display().to_string(), format!("cannot read profile: {e}")))?;
-            return Ok(Found { origin: path.display().to_string(), text });
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Diagnostic::new(
+                    path.display().to_string(),
+                    format!("cannot read profile: {e}"),
+                )
+            })?;
+            return Ok(Found {
+                origin: path.display().to_string(),
+                text,
+            });
         }
         if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name) {
-            return Ok(Found { origin: format!("built-in profile {name}"), text: text.to_string() });
+            return Ok(Found {
+                origin: format!("built-in profile {name}"),
+                text: text.to_string(),
+            });
         }
         let names = self.names();
         let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut d = Diagnostic::new("profile", format!("unknown profile {name:?}; profiles: {}", names.join(", ")));
+        let mut d = Diagnostic::new(
+            "profile",
+            format!("unknown profile {name:?}; profiles: {}", names.join(", ")),
+        );
         if let Some(best) = closest(name, &candidates) {
             d = d.with_help(format!("did you mean {best:?}?"));
         }
@@ -113,7 +136,10 @@ impl ProfileSource {
                 let names: Vec<&str> = chain.iter().map(|(p, _)| p.name.as_str()).collect();
                 return Err(Diagnostic::new(
                     "profile",
-                    format!("profiles extend each other in a loop: {} -> {current}", names.join(" -> ")),
+                    format!(
+                        "profiles extend each other in a loop: {} -> {current}",
+                        names.join(" -> ")
+                    ),
                 )
                 .into());
             }
@@ -121,10 +147,16 @@ impl ProfileSource {
             let file: ProfileFile = serde_norway::from_str(&found.text)
                 .map_err(|e| Diagnostic::from_yaml(&found.origin, Some(&found.text), &e))?;
             if file.name != current {
-                return Err(Diagnostic::new(&found.origin, format!("the file is named {current:?} but says name: {:?}", file.name))
-                    .with_path("name")
-                    .located_in(&found.text)
-                    .into());
+                return Err(Diagnostic::new(
+                    &found.origin,
+                    format!(
+                        "the file is named {current:?} but says name: {:?}",
+                        file.name
+                    ),
+                )
+                .with_path("name")
+                .located_in(&found.text)
+                .into());
             }
             next = file.extends.clone();
             chain.push((file, found));
@@ -132,7 +164,10 @@ impl ProfileSource {
         chain.reverse();
         let mut modules: Vec<String> = Vec::new();
         for (file, found) in &chain {
-            for (key, list) in [("modules", &file.modules), ("remove_modules", &file.remove_modules)] {
+            for (key, list) in [
+                ("modules", &file.modules),
+                ("remove_modules", &file.remove_modules),
+            ] {
                 for (i, module) in list.iter().enumerate() {
                     if crate::modules::find(module).is_none() {
                         let message = crate::modules::unknown(module).to_string();
@@ -158,19 +193,30 @@ impl ProfileSource {
             modules,
             config_layers: chain
                 .iter()
-                .map(|(_, found)| Layer { origin: found.origin.clone(), text: found.text.clone(), nested_under: Some("config") })
+                .map(|(_, found)| Layer {
+                    origin: found.origin.clone(),
+                    text: found.text.clone(),
+                    nested_under: Some("config"),
+                })
                 .collect(),
         })
     }
 }
 
 fn is_profile_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// The default user profiles folder: `profiles/` next to the config file.
 pub fn default_user_dir(config_path: &Path) -> PathBuf {
-    config_path.parent().unwrap_or(Path::new(".")).join("profiles")
+    config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("profiles")
 }
 
 #[cfg(test)]
@@ -195,7 +241,11 @@ mod tests {
             "name: lean\ndescription: no swap\nextends: minimal\nremove_modules: [swap]\n",
         )
         .unwrap();
-        let profile = ProfileSource { user_dir: Some(dir.clone()) }.load("lean").unwrap();
+        let profile = ProfileSource {
+            user_dir: Some(dir.clone()),
+        }
+        .load("lean")
+        .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(profile.lineage, ["minimal", "lean"]);
         assert!(!profile.modules.contains(&"swap".to_string()));
@@ -204,7 +254,13 @@ mod tests {
 
     #[test]
     fn unknown_profile_suggests_the_closest() {
-        let e = ProfileSource { user_dir: None }.load("minimall").unwrap_err().to_string();
-        assert!(e.contains("unknown profile \"minimall\"") && e.contains("did you mean \"minimal\"?"), "{e}");
+        let e = ProfileSource { user_dir: None }
+            .load("minimall")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown profile \"minimall\"") && e.contains("did you mean \"minimal\"?"),
+            "{e}"
+        );
     }
 }

@@ -9,15 +9,27 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Target templates (the wrappers around the bundle), by template id.
 pub const TARGET_TEMPLATES: &[(&str, &str)] = &[
-    ("targets/setup.sh", include_str!("../templates/targets/setup.sh.j2")),
-    ("targets/user-data.yaml", include_str!("../templates/targets/user-data.yaml.j2")),
-    ("targets/phanes.pkr.hcl", include_str!("../templates/targets/phanes.pkr.hcl.j2")),
+    (
+        "targets/setup.sh",
+        include_str!("../templates/targets/setup.sh.j2"),
+    ),
+    (
+        "targets/user-data.yaml",
+        include_str!("../templates/targets/user-data.yaml.j2"),
+    ),
+    (
+        "targets/phanes.pkr.hcl",
+        include_str!("../templates/targets/phanes.pkr.hcl.j2"),
+    ),
 ];
 
 /// Builds the environment with every module and target template loaded.
 pub fn environment() -> Result<Environment<'static>> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Escaping is explicit, per value, with the filters below; minijinja's automatic JSON escaping
+    // of *.yaml templates would quote whole blocks.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     let syntax = SyntaxConfig::builder()
         .trim_blocks(true)
         .lstrip_blocks(true)
@@ -35,7 +47,8 @@ pub fn environment() -> Result<Environment<'static>> {
             .with_context(|| format!("template of module {} (a phanes bug)", module.name))?;
     }
     for (id, source) in TARGET_TEMPLATES {
-        env.add_template(id, source).with_context(|| format!("template {id} (a phanes bug)"))?;
+        env.add_template(id, source)
+            .with_context(|| format!("template {id} (a phanes bug)"))?;
     }
     Ok(env)
 }
@@ -82,21 +95,32 @@ pub fn quote(s: &str) -> String {
 
 /// Makes text safe inside a `#` comment line: control characters (newlines) become spaces.
 fn comment_safe(value: Value) -> String {
-    let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    let text = value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string());
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// A config size (`2G`) as a number of bytes.
 fn size_in_bytes(value: Value) -> Result<u64, minijinja::Error> {
     let text = value.to_string();
     crate::config::types::Size::parse(&text).ok_or_else(|| {
-        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("{text:?} is not a size"))
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{text:?} is not a size"),
+        )
     })
 }
 
 /// A JSON string literal, which is also a valid double-quoted YAML scalar.
 fn json_string(value: Value) -> String {
-    let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+    let text = value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string());
     serde_json::to_string(&text).expect("strings always serialize")
 }
 

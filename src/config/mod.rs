@@ -37,7 +37,11 @@ impl Layer {
             let d = Diagnostic::from_yaml(&self.origin, Some(&self.text), e);
             match self.nested_under {
                 Some(key) if !d.path.starts_with(key) => {
-                    let path = if d.path.is_empty() { key.to_string() } else { format!("{key}.{}", d.path) };
+                    let path = if d.path.is_empty() {
+                        key.to_string()
+                    } else {
+                        format!("{key}.{}", d.path)
+                    };
                     d.with_path(path)
                 }
                 _ => d,
@@ -47,7 +51,9 @@ impl Layer {
         let value = match (self.nested_under, document) {
             (_, Value::Null) => return Ok(Value::Mapping(Mapping::new())),
             (None, v) => v,
-            (Some(key), Value::Mapping(mut m)) => m.remove(key).unwrap_or(Value::Mapping(Mapping::new())),
+            (Some(key), Value::Mapping(mut m)) => {
+                m.remove(key).unwrap_or(Value::Mapping(Mapping::new()))
+            }
             (Some(_), _) => return Ok(Value::Mapping(Mapping::new())),
         };
         if self.nested_under.is_none() {
@@ -93,7 +99,11 @@ pub fn assemble(layers: &[Layer], sets: &[String]) -> Result<(Config, Value), Di
         .flat_map(|m| (m.validate)(&config))
         .map(|mut d| {
             if let Some(file) = user_file {
-                if let Some(set) = sets.iter().rev().find(|s| s.starts_with(&format!("{}=", d.path))) {
+                if let Some(set) = sets
+                    .iter()
+                    .rev()
+                    .find(|s| s.starts_with(&format!("{}=", d.path)))
+                {
                     d.origin = format!("--set {set}");
                 } else {
                     d.origin = file.origin.clone();
@@ -131,13 +141,20 @@ fn merge(base: &mut Value, overlay: Value) {
 fn apply_set(merged: &mut Value, set: &str) -> Result<(), Diagnostic> {
     let origin = format!("--set {set}");
     let Some((path, raw)) = set.split_once('=') else {
-        return Err(Diagnostic::new(origin, "expected KEY=VALUE, like swap.size=2G"));
+        return Err(Diagnostic::new(
+            origin,
+            "expected KEY=VALUE, like swap.size=2G",
+        ));
     };
     let segments: Vec<&str> = path.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(Diagnostic::new(origin, format!("{path:?} is not a key path: expected names separated by dots, like swap.size")));
+        return Err(Diagnostic::new(
+            origin,
+            format!("{path:?} is not a key path: expected names separated by dots, like swap.size"),
+        ));
     }
-    let value: Value = serde_norway::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let value: Value =
+        serde_norway::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
     let mut candidate = merged.clone();
     let mut node = &mut candidate;
     for (i, segment) in segments.iter().enumerate() {
@@ -145,11 +162,19 @@ fn apply_set(merged: &mut Value, set: &str) -> Result<(), Diagnostic> {
         node = match node {
             Value::Sequence(items) => {
                 let index: usize = segment.parse().map_err(|_| {
-                    Diagnostic::new(&origin, format!("{so_far}: a list needs a numeric index here"))
+                    Diagnostic::new(
+                        &origin,
+                        format!("{so_far}: a list needs a numeric index here"),
+                    )
                 })?;
                 let len = items.len();
                 items.get_mut(index).ok_or_else(|| {
-                    Diagnostic::new(&origin, format!("{so_far}: index {index} is out of range (the list has {len} items)"))
+                    Diagnostic::new(
+                        &origin,
+                        format!(
+                            "{so_far}: index {index} is out of range (the list has {len} items)"
+                        ),
+                    )
                 })?
             }
             other => {
@@ -157,14 +182,19 @@ fn apply_set(merged: &mut Value, set: &str) -> Result<(), Diagnostic> {
                     *other = Value::Mapping(Mapping::new());
                 }
                 let map = other.as_mapping_mut().expect("just made a mapping");
-                map.entry(Value::String(segment.to_string())).or_insert(Value::Null)
+                map.entry(Value::String(segment.to_string()))
+                    .or_insert(Value::Null)
             }
         };
     }
     *node = value;
     serde_norway::from_value::<Config>(candidate.clone()).map_err(|e| {
         let d = Diagnostic::from_yaml(&origin, None, &e);
-        let path = if d.path.is_empty() { path.to_string() } else { d.path.clone() };
+        let path = if d.path.is_empty() {
+            path.to_string()
+        } else {
+            d.path.clone()
+        };
         d.with_path(path)
     })?;
     *merged = candidate;
@@ -176,7 +206,11 @@ mod tests {
     use super::*;
 
     fn user(text: &str) -> Layer {
-        Layer { origin: "phanes.yaml".into(), text: text.into(), nested_under: None }
+        Layer {
+            origin: "phanes.yaml".into(),
+            text: text.into(),
+            nested_under: None,
+        }
     }
 
     fn error(layers: &[Layer], sets: &[&str]) -> String {
@@ -187,7 +221,10 @@ mod tests {
     #[test]
     fn unknown_key_names_path_position_and_suggestion() {
         let e = error(&[user("baseline:\n  hostnme: web\n")], &[]);
-        assert!(e.starts_with("phanes.yaml:2:3: baseline: unknown field `hostnme`"), "{e}");
+        assert!(
+            e.starts_with("phanes.yaml:2:3: baseline: unknown field `hostnme`"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `hostname`?"), "{e}");
         assert!(e.contains(" 2 |   hostnme: web"), "{e}");
     }
@@ -195,25 +232,41 @@ mod tests {
     #[test]
     fn wrong_type_and_out_of_range_are_reported_with_position() {
         let e = error(&[user("swap:\n  swappiness: lots\n")], &[]);
-        assert!(e.starts_with("phanes.yaml:2:15: swap.swappiness: invalid type: string \"lots\""), "{e}");
+        assert!(
+            e.starts_with("phanes.yaml:2:15: swap.swappiness: invalid type: string \"lots\""),
+            "{e}"
+        );
         let e = error(&[user("swap:\n  swappiness: 300\n")], &[]);
-        assert!(e.contains("swap.swappiness: 300 is out of range: expected 0 to 200"), "{e}");
+        assert!(
+            e.contains("swap.swappiness: 300 is out of range: expected 0 to 200"),
+            "{e}"
+        );
         let e = error(&[user("baseline:\n  hostname: \"web;reboot\"\n")], &[]);
-        assert!(e.contains("phanes.yaml:2:13: baseline.hostname: invalid value \"web;reboot\""), "{e}");
+        assert!(
+            e.contains("phanes.yaml:2:13: baseline.hostname: invalid value \"web;reboot\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn cross_field_errors_point_into_the_file() {
         let e = error(&[user("# swap\nswap:\n  size: 1M\n")], &[]);
-        assert!(e.starts_with("phanes.yaml:3:3: swap.size: swap size 1M is out of range"), "{e}");
+        assert!(
+            e.starts_with("phanes.yaml:3:3: swap.size: swap size 1M is out of range"),
+            "{e}"
+        );
     }
 
     #[test]
     fn set_overrides_and_reports_its_own_errors() {
-        let (config, _) = assemble(&[user("swap:\n  size: 2G\n")], &["swap.size=512M".into()]).unwrap();
+        let (config, _) =
+            assemble(&[user("swap:\n  size: 2G\n")], &["swap.size=512M".into()]).unwrap();
         assert_eq!(config.swap.size.0, 512 << 20);
         let e = error(&[], &["swap.sise=1G"]);
-        assert!(e.starts_with("--set swap.sise=1G: swap: unknown field `sise`"), "{e}");
+        assert!(
+            e.starts_with("--set swap.sise=1G: swap: unknown field `sise`"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `size`?"), "{e}");
         assert!(error(&[], &["swap.size"]).contains("expected KEY=VALUE"));
         assert!(error(&[], &["user.users.3.name=x"]).contains("index 3 is out of range"));

@@ -190,7 +190,10 @@ impl Size {
             Some((i, _)) => text.split_at(i),
             None => (text, ""),
         };
-        let shift = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B')
+        let shift = match unit
+            .to_ascii_uppercase()
+            .trim_end_matches("IB")
+            .trim_end_matches('B')
         {
             "" => 0,
             "K" => 10,
@@ -274,7 +277,9 @@ mod tests {
 
     #[test]
     fn hostile_strings_are_rejected_by_every_shape() {
-        for bad in ["a b", "a'b", "$(id)", "`id`", "a\nb", "a: b", "#x", "a;b", ""] {
+        for bad in [
+            "a b", "a'b", "$(id)", "`id`", "a\nb", "a: b", "#x", "a;b", "",
+        ] {
             assert!(!accepts::<Hostname>(bad), "{bad:?}");
             assert!(!accepts::<AccountName>(bad), "{bad:?}");
             assert!(!accepts::<Timezone>(bad), "{bad:?}");
@@ -302,9 +307,15 @@ mod tests {
         for kind in SSH_KEY_TYPES {
             assert!(accepts::<SshPublicKey>(&format!("{kind} {blob} me@laptop")));
         }
-        assert!(!accepts::<SshPublicKey>("ssh-dss AAAAB3NzaC1kc3MAAACBAP me"));
-        assert!(!accepts::<SshPublicKey>(&format!("ssh-ed25519 {blob} a\nssh-rsa x")));
-        assert!(!accepts::<SshPublicKey>("ssh-ed25519 $(reboot)AAAAAAAAAAAAAAA"));
+        assert!(!accepts::<SshPublicKey>(
+            "ssh-dss AAAAB3NzaC1kc3MAAACBAP me"
+        ));
+        assert!(!accepts::<SshPublicKey>(&format!(
+            "ssh-ed25519 {blob} a\nssh-rsa x"
+        )));
+        assert!(!accepts::<SshPublicKey>(
+            "ssh-ed25519 $(reboot)AAAAAAAAAAAAAAA"
+        ));
     }
 
     #[test]

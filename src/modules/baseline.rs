@@ -1,8 +1,8 @@
 //! baseline: host name and /etc/hosts, time zone, locales, base packages.
 
 use super::ModuleSpec;
-use crate::config::types::{Hostname, Locale, PackageName, Timezone};
 use crate::config::Config;
+use crate::config::types::{Hostname, Locale, PackageName, Timezone};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
@@ -39,10 +39,18 @@ impl Default for Settings {
             timezone: parse_timezone("Etc/UTC"),
             locales: vec![parse("en_US.UTF-8")],
             default_locale: parse("en_US.UTF-8"),
-            packages: ["ca-certificates", "curl", "gnupg", "htop", "less", "rsync", "unzip"]
-                .into_iter()
-                .map(|p| p.to_string().try_into().expect("valid built-in package"))
-                .collect(),
+            packages: [
+                "ca-certificates",
+                "curl",
+                "gnupg",
+                "htop",
+                "less",
+                "rsync",
+                "unzip",
+            ]
+            .into_iter()
+            .map(|p| p.to_string().try_into().expect("valid built-in package"))
+            .collect(),
         }
     }
 }

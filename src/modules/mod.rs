@@ -7,7 +7,7 @@ pub mod user;
 
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 
 /// What the compiler knows about a module. The settings type lives in the module's own file and
 /// is a field of [`Config`]; the steps live in its template.
@@ -58,7 +58,11 @@ pub fn resolve(wanted: &[String], excluded: &[String]) -> Result<Vec<&'static Mo
         }
     }
     let mut selected: Vec<&str> = Vec::new();
-    let mut stack: Vec<&str> = wanted.iter().map(String::as_str).filter(|n| !excluded.iter().any(|e| e == n)).collect();
+    let mut stack: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !excluded.iter().any(|e| e == n))
+        .collect();
     while let Some(name) = stack.pop() {
         if selected.contains(&name) {
             continue;
@@ -72,12 +76,18 @@ pub fn resolve(wanted: &[String], excluded: &[String]) -> Result<Vec<&'static Mo
             stack.push(required);
         }
     }
-    let ordered: Vec<&'static ModuleSpec> =
-        ALL.iter().copied().filter(|m| selected.contains(&m.name)).collect();
+    let ordered: Vec<&'static ModuleSpec> = ALL
+        .iter()
+        .copied()
+        .filter(|m| selected.contains(&m.name))
+        .collect();
     for module in &ordered {
         for (other, reason) in module.conflicts {
             if ordered.iter().any(|m| m.name == *other) {
-                bail!("modules {:?} and {other:?} cannot be used together: {reason}", module.name);
+                bail!(
+                    "modules {:?} and {other:?} cannot be used together: {reason}",
+                    module.name
+                );
             }
         }
     }
@@ -92,8 +102,15 @@ mod tests {
     fn registry_order_puts_requirements_first() {
         for (i, module) in ALL.iter().enumerate() {
             for required in module.requires {
-                let at = ALL.iter().position(|m| m.name == *required).expect("required module exists");
-                assert!(at < i, "{} requires {required}, which runs later", module.name);
+                let at = ALL
+                    .iter()
+                    .position(|m| m.name == *required)
+                    .expect("required module exists");
+                assert!(
+                    at < i,
+                    "{} requires {required}, which runs later",
+                    module.name
+                );
             }
         }
     }
@@ -101,7 +118,10 @@ mod tests {
     #[test]
     fn resolve_orders_by_registry_and_rejects_unknown_names() {
         let order = resolve(&["swap".into(), "baseline".into()], &[]).unwrap();
-        assert_eq!(order.iter().map(|m| m.name).collect::<Vec<_>>(), ["baseline", "swap"]);
+        assert_eq!(
+            order.iter().map(|m| m.name).collect::<Vec<_>>(),
+            ["baseline", "swap"]
+        );
         let err = resolve(&["swpa".into()], &[]).unwrap_err().to_string();
         assert!(err.contains("did you mean \"swap\""), "{err}");
     }

@@ -1,8 +1,8 @@
 //! swap: a swap file of the configured size, its fstab entry, and vm.swappiness.
 
 use super::ModuleSpec;
-use crate::config::types::{AbsolutePath, Ranged, Size};
 use crate::config::Config;
+use crate::config::types::{AbsolutePath, Ranged, Size};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,10 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             size: Size(1 << 30),
-            path: "/swapfile".to_string().try_into().expect("valid built-in path"),
+            path: "/swapfile"
+                .to_string()
+                .try_into()
+                .expect("valid built-in path"),
             swappiness: Ranged(10),
         }
     }
@@ -46,15 +49,27 @@ fn validate(config: &Config) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
         problems.push(
-            Diagnostic::new("config", format!("swap size {} is out of range: expected 16M to 1T", config.swap.size))
-                .with_path("swap.size"),
+            Diagnostic::new(
+                "config",
+                format!(
+                    "swap size {} is out of range: expected 16M to 1T",
+                    config.swap.size
+                ),
+            )
+            .with_path("swap.size"),
         );
     }
     if size % (1 << 20) != 0 {
         problems.push(
-            Diagnostic::new("config", format!("swap size {} is not a whole number of MiB", config.swap.size))
-                .with_path("swap.size")
-                .with_help("write it as a number of M or G, like 1536M"),
+            Diagnostic::new(
+                "config",
+                format!(
+                    "swap size {} is not a whole number of MiB",
+                    config.swap.size
+                ),
+            )
+            .with_path("swap.size")
+            .with_help("write it as a number of M or G, like 1536M"),
         );
     }
     problems

@@ -1,8 +1,8 @@
 //! user: login accounts with their shell, groups, sudo rule and SSH keys.
 
 use super::ModuleSpec;
-use crate::config::types::{AbsolutePath, AccountName, SshPublicKey};
 use crate::config::Config;
+use crate::config::types::{AbsolutePath, AccountName, SshPublicKey};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -45,7 +45,10 @@ pub struct UserAccount {
 }
 
 fn default_shell() -> AbsolutePath {
-    "/bin/bash".to_string().try_into().expect("valid built-in shell")
+    "/bin/bash"
+        .to_string()
+        .try_into()
+        .expect("valid built-in shell")
 }
 
 /// What the user may do with sudo.
@@ -71,7 +74,8 @@ impl TryFrom<String> for PasswordHash {
     fn try_from(s: String) -> Result<Self, String> {
         let shaped = s.starts_with('$')
             && s.len() >= 20
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "$./=".contains(c));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "$./=".contains(c));
         if shaped {
             Ok(PasswordHash(s))
         } else {
@@ -92,8 +96,11 @@ fn validate(config: &Config) -> Vec<Diagnostic> {
     for (i, user) in config.user.users.iter().enumerate() {
         if !seen.insert(user.name.as_str()) {
             problems.push(
-                Diagnostic::new("config", format!("user {:?} is listed twice", user.name.as_str()))
-                    .with_path(format!("user.users[{i}].name")),
+                Diagnostic::new(
+                    "config",
+                    format!("user {:?} is listed twice", user.name.as_str()),
+                )
+                .with_path(format!("user.users[{i}].name")),
             );
         }
         if user.name.as_str() == "root" {
@@ -105,9 +112,12 @@ fn validate(config: &Config) -> Vec<Diagnostic> {
         }
         if user.sudo == SudoMode::Password && user.password_hash.is_none() {
             problems.push(
-                Diagnostic::new("config", "sudo: password needs a password_hash, or the user could never use sudo")
-                    .with_path(format!("user.users[{i}].sudo"))
-                    .with_help("set password_hash (mkpasswd -m yescrypt) or use sudo: nopasswd"),
+                Diagnostic::new(
+                    "config",
+                    "sudo: password needs a password_hash, or the user could never use sudo",
+                )
+                .with_path(format!("user.users[{i}].sudo"))
+                .with_help("set password_hash (mkpasswd -m yescrypt) or use sudo: nopasswd"),
             );
         }
     }

@@ -3,15 +3,17 @@
 
 use super::Artifact;
 use crate::bundle::Section;
-use crate::compile::{hex, Compilation};
+use crate::compile::{Compilation, hex};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// manifest.json: version, profile, modules, config hash and the hash of every artifact so far.
 pub fn manifest(c: &Compilation, artifacts: &[Artifact]) -> Result<String> {
-    let files: BTreeMap<&str, String> =
-        artifacts.iter().map(|a| (a.path.as_str(), hex(&Sha256::digest(&a.bytes)))).collect();
+    let files: BTreeMap<&str, String> = artifacts
+        .iter()
+        .map(|a| (a.path.as_str(), hex(&Sha256::digest(&a.bytes))))
+        .collect();
     let manifest = serde_json::json!({
         "phanes_version": crate::VERSION,
         "profile": c.profile.name,
@@ -30,7 +32,11 @@ pub fn tarball(setup: &str, sections: &[Section], manifest: &str) -> Result<Arti
         ("phanes/manifest.json".into(), manifest.as_bytes(), 0o644),
     ];
     for (i, section) in sections.iter().enumerate() {
-        entries.push((format!("phanes/modules/{:02}-{}.sh", i + 1, section.module), section.text.as_bytes(), 0o644));
+        entries.push((
+            format!("phanes/modules/{:02}-{}.sh", i + 1, section.module),
+            section.text.as_bytes(),
+            0o644,
+        ));
     }
     entries.sort();
     let mut builder = tar::Builder::new(Vec::new());
@@ -46,13 +52,19 @@ pub fn tarball(setup: &str, sections: &[Section], manifest: &str) -> Result<Arti
         builder.append_data(&mut header, &path, bytes)?;
     }
     let tar = builder.into_inner()?;
-    Ok(Artifact { path: "bundle.tar.gz".into(), bytes: super::cloud_init::gzip(&tar), executable: false })
+    Ok(Artifact {
+        path: "bundle.tar.gz".into(),
+        bytes: super::cloud_init::gzip(&tar),
+        executable: false,
+    })
 }
 
 /// SHA256SUMS in `sha256sum -c` format, sorted by path.
 pub fn sha256sums(artifacts: &[Artifact]) -> Artifact {
-    let mut lines: Vec<String> =
-        artifacts.iter().map(|a| format!("{}  {}\n", hex(&Sha256::digest(&a.bytes)), a.path)).collect();
+    let mut lines: Vec<String> = artifacts
+        .iter()
+        .map(|a| format!("{}  {}\n", hex(&Sha256::digest(&a.bytes)), a.path))
+        .collect();
     lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
     Artifact::text("SHA256SUMS", lines.concat())
 }

@@ -4,7 +4,7 @@
 use super::Artifact;
 use crate::compile::Compilation;
 use crate::render;
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use base64::Engine;
 use clap::ValueEnum;
 use flate2::{Compression, GzBuilder};
@@ -46,7 +46,9 @@ struct Payload {
 
 /// gzip with no timestamp and a fixed level, so the output is reproducible.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
+    let mut encoder = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::best());
     encoder.write_all(bytes).expect("writing to memory");
     encoder.finish().expect("writing to memory")
 }
@@ -56,15 +58,22 @@ fn payload(setup: &str) -> Payload {
     let compressed = base64::engine::general_purpose::STANDARD.encode(gzip(setup.as_bytes()));
     let literal: String = setup.lines().map(|l| format!("      {l}\n")).collect();
     if compressed.len() < literal.len() {
-        Payload { encoding: Some("gz+b64"), content: compressed }
+        Payload {
+            encoding: Some("gz+b64"),
+            content: compressed,
+        }
     } else {
-        Payload { encoding: None, content: format!("|\n{}", literal.trim_end_matches('\n')) }
+        Payload {
+            encoding: None,
+            content: format!("|\n{}", literal.trim_end_matches('\n')),
+        }
     }
 }
 
 pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Artifact> {
     let payload = payload(setup);
-    let manages_hostname = c.modules.iter().any(|m| m.name == "baseline") && c.config.baseline.hostname.is_some();
+    let manages_hostname =
+        c.modules.iter().any(|m| m.name == "baseline") && c.config.baseline.hostname.is_some();
     let ctx = context! {
         version => crate::VERSION,
         profile => &c.profile.name,
@@ -83,7 +92,11 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
             );
         }
     }
-    Ok(Artifact { path: PATH.to_string(), bytes: text.into_bytes(), executable: false })
+    Ok(Artifact {
+        path: PATH.to_string(),
+        bytes: text.into_bytes(),
+        executable: false,
+    })
 }
 
 use sha2::Digest;

@@ -20,7 +20,11 @@ pub struct Artifact {
 
 impl Artifact {
     fn text(path: &str, text: String) -> Self {
-        Artifact { path: path.to_string(), bytes: text.into_bytes(), executable: false }
+        Artifact {
+            path: path.to_string(),
+            bytes: text.into_bytes(),
+            executable: false,
+        }
     }
 }
 

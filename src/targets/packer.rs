@@ -23,11 +23,14 @@ impl FromStr for SourceName {
         let ident = |p: &str| {
             !p.is_empty()
                 && p.starts_with(|c: char| c.is_ascii_alphabetic())
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         };
         match s.split_once('.') {
             Some((kind, name)) if ident(kind) && ident(name) => Ok(SourceName(s.to_string())),
-            _ => Err(format!("{s:?} is not a Packer source: expected TYPE.NAME like hcloud.base or amazon-ebs.web")),
+            _ => Err(format!(
+                "{s:?} is not a Packer source: expected TYPE.NAME like hcloud.base or amazon-ebs.web"
+            )),
         }
     }
 }
@@ -46,7 +49,15 @@ pub fn artifacts(c: &Compilation, setup: &str, source: &SourceName) -> Result<Ve
     };
     let text = render::render(&c.env, "targets/phanes.pkr.hcl", ctx)?;
     Ok(vec![
-        Artifact { path: PATH.to_string(), bytes: text.into_bytes(), executable: false },
-        Artifact { path: SETUP_PATH.to_string(), bytes: setup.as_bytes().to_vec(), executable: true },
+        Artifact {
+            path: PATH.to_string(),
+            bytes: text.into_bytes(),
+            executable: false,
+        },
+        Artifact {
+            path: SETUP_PATH.to_string(),
+            bytes: setup.as_bytes().to_vec(),
+            executable: true,
+        },
     ])
 }

@@ -1,0 +1,447 @@
+//! Every artifact of every built-in profile, checked by the tools that consume it: bash and
+//! shellcheck for setup.sh, cloud-init's schema for user-data, Packer for the fragment. Plus
+//! reproducibility, error reporting and what happens to hostile input.
+
+mod common;
+
+use common::{FULL_CONFIG, phanes, render_to, temp_dir};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs a validator, failing with its install command when it is missing.
+fn validator(program: &str, package: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{program} is missing: install it with `apt-get install {package}`"
+    );
+    Command::new(program)
+}
+
+fn assert_ok(command: &mut Command, what: &str) {
+    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Keys cloud-init 22.4's schema accepts silently even when misspelt, so check them ourselves.
+const CLOUD_CONFIG_KEYS: &[&str] = &["write_files", "runcmd", "preserve_hostname"];
+
+fn validate_outputs(dir: &Path) {
+    let setup = dir.join("setup.sh");
+    assert_ok(
+        Command::new("bash").arg("-n").arg(&setup),
+        "bash -n setup.sh",
+    );
+    assert_ok(
+        validator("shellcheck", "shellcheck")
+            .args(["-s", "bash"])
+            .arg(&setup),
+        "shellcheck setup.sh",
+    );
+
+    let user_data = dir.join("user-data.yaml");
+    let text = fs::read_to_string(&user_data).unwrap();
+    assert!(
+        text.starts_with("#cloud-config\n"),
+        "user-data must start with #cloud-config"
+    );
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    for key in doc.as_mapping().unwrap().keys() {
+        let key = key.as_str().unwrap();
+        assert!(
+            CLOUD_CONFIG_KEYS.contains(&key),
+            "unexpected top-level key {key} in user-data"
+        );
+    }
+    assert_ok(
+        validator("cloud-init", "cloud-init")
+            .args(["schema", "--config-file"])
+            .arg(&user_data),
+        "cloud-init schema",
+    );
+
+    // The fragment inside a wrapper with a null source, so validate checks every provisioner.
+    let packer = temp_dir("packer");
+    fs::copy(
+        dir.join("packer/phanes.pkr.hcl"),
+        packer.join("phanes.pkr.hcl"),
+    )
+    .unwrap();
+    fs::copy(dir.join("packer/setup.sh"), packer.join("setup.sh")).unwrap();
+    fs::write(
+        packer.join("check.pkr.hcl"),
+        "source \"null\" \"check\" {\n  communicator = \"none\"\n}\n",
+    )
+    .unwrap();
+    assert_ok(
+        validator("packer", "packer")
+            .arg("validate")
+            .arg(".")
+            .current_dir(&packer),
+        "packer validate",
+    );
+    assert_ok(
+        Command::new("packer")
+            .args(["fmt", "-check", "."])
+            .current_dir(&packer),
+        "packer fmt -check",
+    );
+    fs::remove_dir_all(packer).unwrap();
+}
+
+#[test]
+fn every_built_in_profile_passes_the_real_validators() {
+    for (profile, _) in phanes::profile::BUILT_IN {
+        for config in [None, Some(FULL_CONFIG)] {
+            let dir = temp_dir(&format!("validators-{profile}"));
+            render_to(
+                &dir,
+                &["--profile", profile, "--packer-source", "null.check"],
+                config,
+            );
+            validate_outputs(&dir);
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
+
+#[test]
+fn rendering_twice_gives_identical_artifacts() {
+    let (a, b) = (temp_dir("repro-a"), temp_dir("repro-b"));
+    render_to(&a, &["--profile", "minimal"], Some(FULL_CONFIG));
+    render_to(&b, &["--profile", "minimal"], Some(FULL_CONFIG));
+    let sums = fs::read_to_string(a.join("SHA256SUMS")).unwrap();
+    assert_eq!(sums, fs::read_to_string(b.join("SHA256SUMS")).unwrap());
+    for name in [
+        "bundle.tar.gz",
+        "user-data.yaml",
+        "setup.sh",
+        "manifest.json",
+    ] {
+        assert!(
+            sums.contains(&format!("  {name}\n")),
+            "SHA256SUMS lists {name}"
+        );
+        assert_eq!(
+            fs::read(a.join(name)).unwrap(),
+            fs::read(b.join(name)).unwrap(),
+            "{name} differs"
+        );
+    }
+    assert_ok(
+        Command::new("sha256sum")
+            .args(["-c", "--quiet", "SHA256SUMS"])
+            .current_dir(&a),
+        "sha256sum -c",
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(a.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["profile"], "minimal");
+    assert_eq!(
+        manifest["modules"],
+        serde_json::json!(["baseline", "user", "swap"])
+    );
+    let listing = Command::new("tar")
+        .args(["-tzvf"])
+        .arg(a.join("bundle.tar.gz"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(
+        listing.contains("phanes/setup.sh") && listing.contains("phanes/modules/01-baseline.sh"),
+        "{listing}"
+    );
+    assert!(
+        listing.lines().all(|l| l.contains("1970-01-01")),
+        "fixed mtimes:\n{listing}"
+    );
+    fs::remove_dir_all(a).unwrap();
+    fs::remove_dir_all(b).unwrap();
+}
+
+#[test]
+fn render_without_config_uses_the_embedded_defaults() {
+    let dir = temp_dir("defaults");
+    let out = phanes()
+        .args(["render", "--profile", "minimal"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.starts_with("#!/usr/bin/env bash\n"));
+    assert!(
+        script.trim_end().ends_with("main \"$@\""),
+        "main must be the last line"
+    );
+    assert!(script.contains("phanes_step baseline.timezone 'Time zone is Etc/UTC'"));
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_failed_render_leaves_no_partial_output() {
+    let dir = temp_dir("partial");
+    let out = dir.join("out");
+    let status = phanes()
+        .args([
+            "render",
+            "--profile",
+            "minimal",
+            "--set",
+            "swap.size=1M",
+            "--out",
+        ])
+        .arg(&out)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    assert!(
+        !out.exists(),
+        "nothing may be written when the input is invalid"
+    );
+    // Over a provider's size limit: also an error before anything is written.
+    let status = phanes()
+        .args([
+            "render",
+            "--profile",
+            "minimal",
+            "--provider",
+            "aws",
+            "--out",
+        ])
+        .arg(&out)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    if !status.status.success() {
+        assert!(
+            stderr.contains("over the Aws limit of 16384 bytes"),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn config_errors_name_the_key_position_and_fix() {
+    let dir = temp_dir("errors");
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "baseline:\n  timezon: Etc/UTC\n",
+            &[],
+            "phanes.yaml:2:3: baseline: unknown field `timezon`",
+        ),
+        (
+            "baseline:\n  timezon: Etc/UTC\n",
+            &[],
+            "help: did you mean `timezone`?",
+        ),
+        (
+            "swap:\n  swappiness: high\n",
+            &[],
+            "phanes.yaml:2:15: swap.swappiness: invalid type: string \"high\", expected i64",
+        ),
+        (
+            "swap:\n  swappiness: 201\n",
+            &[],
+            "swap.swappiness: 201 is out of range: expected 0 to 200",
+        ),
+        (
+            "user:\n  users:\n    - name: Bad.Name\n",
+            &[],
+            "phanes.yaml:3:13: user.users[0].name: invalid value \"Bad.Name\"",
+        ),
+        (
+            "user:\n  users:\n    - name: ok\n      sudo: nopassword\n",
+            &[],
+            "help: did you mean `nopasswd`?",
+        ),
+        (
+            "",
+            &["--set", "swap.size"],
+            "--set swap.size: expected KEY=VALUE",
+        ),
+        (
+            "",
+            &["--set", "swap.sizee=2G"],
+            "--set swap.sizee=2G: swap: unknown field `sizee`",
+        ),
+        ("", &["--profile", "webb"], "unknown profile \"webb\""),
+        (
+            "",
+            &["--modules", "swapp"],
+            "unknown module \"swapp\" (did you mean \"swap\"?)",
+        ),
+    ];
+    for (config, args, expected) in cases {
+        fs::write(dir.join("phanes.yaml"), config).unwrap();
+        let out = phanes()
+            .arg("validate")
+            .args(*args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{config:?} {args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{config:?} {args:?}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Text that would run a command, end a quote or add a YAML key if pasted unescaped.
+const HOSTILE: &[&str] = &[
+    "it's",
+    "$(touch /tmp/phanes-pwned)",
+    "`touch /tmp/phanes-pwned`",
+    "a\nb",
+    "key: value",
+    "# comment",
+    "\"",
+    "${x}",
+];
+
+#[test]
+fn hostile_strings_are_rejected_or_inert() {
+    let dir = temp_dir("hostile");
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I";
+    for hostile in HOSTILE {
+        // Shaped fields reject it outright.
+        for field in [
+            "baseline.hostname",
+            "baseline.timezone",
+            "user.users.0.name",
+            "user.users.0.shell",
+            "swap.path",
+        ] {
+            let config = "user:\n  users:\n    - name: deploy\n";
+            fs::write(dir.join("phanes.yaml"), config).unwrap();
+            let value = serde_json::to_string(hostile).unwrap();
+            let out = phanes()
+                .args(["validate", "--set", &format!("{field}={value}")])
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{field}={hostile:?} must be rejected"
+            );
+        }
+        // A key comment is free text: it must come out single-quoted in bash.
+        if hostile.contains('\n') {
+            continue;
+        }
+        let config = format!(
+            "user:\n  users:\n    - name: deploy\n      ssh_keys: [{}]\n",
+            serde_json::to_string(&format!("{key} {hostile}")).unwrap()
+        );
+        fs::write(dir.join("phanes.yaml"), &config).unwrap();
+        let out = phanes()
+            .args(["render", "--out", "out"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let script = fs::read_to_string(dir.join("out/setup.sh")).unwrap();
+        let quoted = phanes::render::quote(&format!("{key} {hostile}"));
+        assert!(
+            script.contains(&quoted),
+            "{hostile:?} must appear only single-quoted"
+        );
+        assert_ok(
+            Command::new("bash").arg("-n").arg(dir.join("out/setup.sh")),
+            "bash -n",
+        );
+        let user_data: serde_norway::Value =
+            serde_norway::from_str(&fs::read_to_string(dir.join("out/user-data.yaml")).unwrap())
+                .unwrap();
+        assert_eq!(
+            user_data.as_mapping().unwrap().len(),
+            2,
+            "no key may be added to user-data"
+        );
+    }
+    // Newlines in a key are refused: authorized_keys is one key per line.
+    let config = format!(
+        "user:\n  users:\n    - name: deploy\n      ssh_keys: [\"{key} a\\nssh-rsa AAAA\"]\n"
+    );
+    fs::write(dir.join("phanes.yaml"), config).unwrap();
+    let out = phanes().arg("validate").current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // A user profile's description ends up in comments: it cannot break out of them.
+    fs::create_dir_all(dir.join("profiles")).unwrap();
+    fs::write(
+        dir.join("profiles/evil.yaml"),
+        "name: evil\ndescription: \"x\\ntouch /tmp/phanes-pwned\\n\"\nextends: minimal\n",
+    )
+    .unwrap();
+    fs::write(dir.join("phanes.yaml"), "").unwrap();
+    let out = phanes()
+        .args(["render", "--profile", "evil", "--out", "evil"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = fs::read_to_string(dir.join("evil/setup.sh")).unwrap();
+    assert!(
+        !script.lines().any(|l| l.starts_with("touch")),
+        "a description must stay inside its comment"
+    );
+    let hcl = fs::read_to_string(dir.join("evil/packer/phanes.pkr.hcl")).unwrap();
+    assert!(!hcl.lines().any(|l| l.starts_with("touch")));
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plan_lists_the_ordered_steps_with_configured_values() {
+    let dir = temp_dir("plan");
+    fs::write(dir.join("phanes.yaml"), FULL_CONFIG).unwrap();
+    let out = phanes()
+        .args(["plan", "--profile", "minimal"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let baseline = stdout.find("baseline.packages").expect("baseline steps");
+    let user = stdout.find("user.deploy.keys").expect("user steps");
+    let swap = stdout.find("swap.file").expect("swap steps");
+    assert!(baseline < user && user < swap, "{stdout}");
+    assert!(stdout.contains("Host name is web1"), "{stdout}");
+    assert!(
+        stdout.contains("Swap file /swapfile of 512M is active"),
+        "{stdout}"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
