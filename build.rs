@@ -13,7 +13,9 @@ fn main() {
         .filter(|name| name.ends_with(".sh"))
         .collect();
     files.sort();
-    let mut code = String::from("/// The runtime files, in the order they are concatenated.\npub const RUNTIME_FILES: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// The runtime files, in the order they are concatenated.\npub const RUNTIME_FILES: &[(&str, &str)] = &[\n",
+    );
     for name in &files {
         println!("cargo:rerun-if-changed={}/{name}", dir.display());
         code.push_str(&format!(
