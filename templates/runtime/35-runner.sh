@@ -22,7 +22,10 @@ _PHANES_RESULTS=()
 # line then points at the call.
 _phanes_trace_err() {
   local where="bundle line $2 in ${FUNCNAME[1]:-?}"
-  if [[ $3 == return* ]]; then
+  if [ "${FUNCNAME[1]:-}" = _phanes_call ]; then
+    # The step function itself returned non-zero ($fn is _phanes_call's local).
+    printf 'phanes: %s: %s returned %d\n' "$_PHANES_PHASE" "${fn:-?}" "$1" >&2
+  elif [[ $3 == return* ]]; then
     printf 'phanes: %s: exit %d at %s\n' "$_PHANES_PHASE" "$1" "$where" >&2
   else
     printf 'phanes: %s: exit %d at %s: %s\n' "$_PHANES_PHASE" "$1" "$where" "$3" >&2
@@ -148,12 +151,14 @@ _phanes_run_step() {
 _phanes_apply_step() {
   local base=$1
   _PHANES_STATUS=failed _PHANES_MSG=''
+  : >"$_PHANES_MSG_FILE"
   _phanes_call "${base}__apply" apply
   if [ "$_PHANES_RC" != 0 ]; then
     _phanes_item_message _PHANES_MSG
     [ -n "$_PHANES_MSG" ] || _PHANES_MSG="apply failed (exit $_PHANES_RC)"
     return 0
   fi
+  : >"$_PHANES_MSG_FILE"
   _phanes_call "${base}__check" re-check
   if [ "$_PHANES_RC" = 0 ]; then
     _PHANES_STATUS=changed
