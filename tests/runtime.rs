@@ -213,14 +213,18 @@ fn first_run_changes_second_run_is_all_ok() {
     let sb = Sandbox::new(&["demo", "after"]);
     let r = sb.run(&[]);
     r.expect(0)
-        .has("phanes: ok=1 changed=5 failed=0 skipped=1")
+        .has("phanes: ok=1 changed=6 failed=0 skipped=1 warnings=1")
         .has("log: ");
     assert_eq!(r.status_of("demo.file"), "changed");
     assert_eq!(r.status_of("demo.nested"), "changed");
     assert_eq!(r.status_of("demo.gone"), "ok");
     assert_eq!(r.status_of("demo.skipme"), "skipped: not on this machine");
-    assert!(r.line("demo.file").starts_with("[1/6] demo.file"));
-    assert!(r.line("after.file").starts_with("[6/6] after.file"));
+    assert!(r.line("demo.file").starts_with("[1/7] demo.file"));
+    assert!(r.line("after.file").starts_with("[6/7] after.file"));
+    r.has("warning: after.file: after.txt was missing");
+    // phanes_retry tried again after a failure.
+    assert_eq!(r.status_of("after.retry"), "changed");
+    assert_eq!(sb.read("root/tries"), "try\ntry\n");
     // The apply's own output goes to the log, not the terminal.
     r.lacks("writing demo.conf");
     assert!(!sb.p("root/skipped-step-ran").exists());
@@ -236,7 +240,7 @@ fn first_run_changes_second_run_is_all_ok() {
     let again = sb.run(&[]);
     again
         .expect(0)
-        .has("phanes: ok=5 changed=0 failed=0 skipped=1")
+        .has("phanes: ok=6 changed=0 failed=0 skipped=1 in")
         .lacks("handler demo_reload");
     for id in [
         "demo.file",
@@ -244,6 +248,7 @@ fn first_run_changes_second_run_is_all_ok() {
         "demo.gone",
         "demo.secret",
         "after.file",
+        "after.retry",
     ] {
         assert_eq!(again.status_of(id), "ok", "{id}");
     }
@@ -358,7 +363,7 @@ fn failure_stops_by_default_and_shows_message_and_log_tail() {
         .has("disk is full (simulated)")
         .has("| apply detail line for the log tail")
         .has("| trying to fix the thing")
-        .has("stopped at the first failure: 3 step(s) not run")
+        .has("stopped at the first failure: 4 step(s) not run")
         .has("failed=1")
         .lacks("broken.noop ...")
         .lacks("after.file ...");
@@ -401,7 +406,7 @@ fn only_and_skip_select_by_step_and_by_module() {
     r.lacks("demo.nested").lacks("after.file");
 
     let r = sb.run(&["--only=after"]);
-    r.expect(0).has("changed=1").lacks("demo.file ...");
+    r.expect(0).has("changed=2").lacks("demo.file ...");
     assert!(sb.p("root/after.txt").exists());
 
     sb.run(&["--skip", "broken"]).expect(0);
@@ -451,6 +456,31 @@ fn list_help_and_version_need_no_root() {
         .has("--dry-run")
         .has("--keep-going")
         .has("Exit status");
+}
+
+#[test]
+fn quiet_prints_only_failures_warnings_and_the_recap() {
+    let sb = Sandbox::new(&["demo", "broken", "after"]);
+    let r = sb.run_env(&["--quiet", "--skip", "broken.noop,broken.exits"], &[]);
+    r.expect(1);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[0].contains("] broken.fails ... failed"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("demo.file"));
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("phanes: ok=1 changed=4 failed=1")
+    );
+    let r = sb.run_env(&["--keep-going"], &[("PHANES_QUIET", "1")]);
+    r.expect(1)
+        .has("warning: after.file: after.txt was missing")
+        .lacks("demo.file")
+        .lacks("after.file ...");
 }
 
 #[test]

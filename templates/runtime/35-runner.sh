@@ -33,7 +33,8 @@ _phanes_trace_err() {
 }
 
 # Internal: runs function $1 (phase $2) in a subshell with errexit on; status in _PHANES_RC.
-# Its stdout goes to file $3 (default the run log), stderr to the run log, stdin is empty.
+# Its stdout goes to file $3 (default the run log), stderr to the run log, stdin is
+# empty, and the lock fd is closed (a daemon it starts must not hold the run lock).
 # Must be called as a plain command, never under if/&&/||/!: bash ignores errexit
 # inside anything called from such a context, even an explicit `set -e`.
 _phanes_call() {
@@ -46,7 +47,7 @@ _phanes_call() {
     trap '_phanes_trace_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
     set -e
     "$fn"
-  ) >>"$out" 2>>"$_PHANES_LOG_FILE" </dev/null
+  ) >>"$out" 2>>"$_PHANES_LOG_FILE" </dev/null 9>&-
   _PHANES_RC=$?
   set -e
 }
@@ -102,11 +103,7 @@ _phanes_finish_item() {
   if [ -s "$_PHANES_WARN_FILE" ]; then
     while IFS= read -r warn; do
       _PHANES_WARNINGS=$((_PHANES_WARNINGS + 1))
-      if [ "$_PHANES_OPT_JSON" = 1 ] || [ "$_PHANES_OPT_QUIET" = 1 ] || [ "$status" != failed ]; then
-        _phanes_print_warning "${_PHANES_I_ID[i]}" "$warn"
-      else
-        _phanes_print_warning "" "$warn"
-      fi
+      _phanes_print_warning "${_PHANES_I_ID[i]}" "$warn"
     done <"$_PHANES_WARN_FILE"
   fi
   _phanes_json_str jid "${_PHANES_I_ID[i]}"

@@ -51,7 +51,8 @@ phanes_file_write() {
     return 1
   fi
   sync -- "$tmp" 2>/dev/null || true
-  if ! mv -f -- "$tmp" "$path"; then
+  # -T: if PATH is a folder, fail instead of moving the file into it.
+  if ! mv -fT -- "$tmp" "$path"; then
     rm -f -- "$tmp"
     phanes_fail "cannot move the new $path into place"
     return 1
@@ -94,7 +95,7 @@ phanes_secret() {
   tmp=$(mktemp "$PHANES_SECRETS_DIR/.phanes.XXXXXX") || { phanes_fail "cannot write secret $name"; return 1; }
   # printf is a builtin: the value never shows in a process listing.
   if ! printf '%s' "${value:0:len}" >"$tmp" || ! chmod 0600 -- "$tmp" ||
-    ! chown root:root -- "$tmp" || ! mv -f -- "$tmp" "$file"; then
+    ! chown root:root -- "$tmp" || ! mv -fT -- "$tmp" "$file"; then
     rm -f -- "$tmp"
     phanes_fail "cannot write secret $name"
     return 1
