@@ -641,6 +641,33 @@ fn pending_handler_from_a_killed_run_is_picked_up() {
     assert!(!sb.p("state/pending/demo_reload").exists());
 }
 
+#[test]
+fn a_failed_handler_stays_pending_until_it_succeeds() {
+    let sb = Sandbox::new(&["demo"]);
+    let r = sb.run_env(&[], &[("DEMO_HANDLER_FAIL", "1")]);
+    r.expect(1)
+        .has("handler demo_reload ... failed")
+        .has("demo refused to reload")
+        .has("| reloading demo");
+    assert!(sb.p("state/pending/demo_reload").exists());
+    sb.run(&[])
+        .expect(0)
+        .has("handler demo_reload ... changed")
+        .has("changed=1");
+    assert!(!sb.p("state/pending/demo_reload").exists());
+}
+
+#[test]
+fn a_handler_notified_by_a_later_module_runs_at_the_end() {
+    let sb = Sandbox::new(&["demo", "after"]);
+    let r = sb.run_env(&[], &[("DEMO_NOTIFY_FROM_AFTER", "1")]);
+    r.expect(0);
+    assert_eq!(sb.read("root/reloads"), "reload\nreload\n");
+    let last = r.stdout.rfind("handler demo_reload ... changed").unwrap();
+    assert!(last > r.stdout.find("after.retry ...").unwrap());
+    assert!(!sb.p("state/pending/demo_reload").exists());
+}
+
 fn temp_files(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()

@@ -6,8 +6,10 @@
 # `main "$@"` on the bundle's last line, so a cut-off download does nothing.
 # ---------------------------------------------------------------------------
 
-# -E lets the ERR trap set inside step subshells reach into step functions.
+# -E lets the ERR trap set inside step subshells reach into step functions;
+# inherit_errexit makes `x=$(a; b)` stop at a failing `a` too (bash >= 4.4).
 set -Eeuo pipefail
+shopt -s inherit_errexit
 
 # Paths, overridable from the environment (the tests point them at a temp dir).
 PHANES_LOG_DIR="${PHANES_LOG_DIR:-/var/log/phanes}"
