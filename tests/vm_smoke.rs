@@ -47,6 +47,16 @@ fn bare_cloud_init_boot_login_sudo_reboot() {
             assert_eq!(errors.trim(), "errors: []", "{status}");
         }
 
+        // A clean baseline: later tests may blame phanes for any failed unit.
+        let state = vm.ssh("systemctl is-system-running --wait");
+        let state = String::from_utf8_lossy(&state.stdout);
+        assert_eq!(
+            state.trim(),
+            "running",
+            "{}",
+            vm.ssh_ok("systemctl --failed --no-pager || true")
+        );
+
         vm.ssh_ok("sudo -n true");
         let os_release = vm.ssh_ok("cat /etc/os-release");
         let want = format!("VERSION_ID=\"{}\"", release.version_id());

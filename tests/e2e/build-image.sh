@@ -51,12 +51,15 @@ out=$work/image
 mkdir -p "$out"
 
 t0=$SECONDS
-# The customize hook makes the tree boot like a provider image (see TESTING.md for each reason).
+# The customize hooks make the tree boot like a provider image (see TESTING.md for each reason).
+# The image's own networkd DHCP is the only network config: left to itself, cloud-init (ENI
+# renderer, ifupdown is in the important set) adds an ifup DHCP client on the same NIC, and on
+# trixie that networking.service fails (no DHCPv6 client), leaving a failed unit in every guest.
 mmdebstrap --variant=important --include="$packages" \
 	--customize-hook='echo "/dev/vda / ext4 defaults 0 1" > "$1/etc/fstab"' \
 	--customize-hook='printf "[Match]\nName=en*\n\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/10-dhcp.network"' \
 	--customize-hook='systemctl --root="$1" enable systemd-networkd.service systemd-resolved.service' \
-	--customize-hook='printf "datasource_list: [ NoCloud, None ]\n" > "$1/etc/cloud/cloud.cfg.d/90-datasource.cfg"' \
+	--customize-hook='printf "datasource_list: [ NoCloud, None ]\nnetwork: {config: disabled}\n" > "$1/etc/cloud/cloud.cfg.d/90-phanes-test-image.cfg"' \
 	--customize-hook='sed -i "s/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/" "$1/etc/locale.gen" && chroot "$1" locale-gen' \
 	--customize-hook='echo debian > "$1/etc/hostname"; printf "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n" > "$1/etc/hosts"' \
 	--customize-hook='ln -sf ../run/systemd/resolve/stub-resolv.conf "$1/etc/resolv.conf"' \

@@ -525,7 +525,8 @@ impl Vm {
     }
 
     fn where_to_look(&self) -> String {
-        let serial = fs::read_to_string(self.serial_log_path()).unwrap_or_default();
+        let serial = fs::read(self.serial_log_path()).unwrap_or_default();
+        let serial = strip_terminal_codes(&String::from_utf8_lossy(&serial));
         let lines: Vec<&str> = serial.lines().collect();
         let tail = lines[lines.len().saturating_sub(25)..].join("\n");
         format!(
@@ -534,6 +535,28 @@ impl Vm {
             self.serial_log_path().display()
         )
     }
+}
+
+/// Drops the escape sequences getty and systemd write to the serial console, so a panic message
+/// quoting it stays readable.
+fn strip_terminal_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                // CSI: parameters up to a final byte in @..~
+                Some('[') => while chars.next().is_some_and(|c| !('@'..='~').contains(&c)) {},
+                // OSC: up to BEL or ESC \
+                Some(']') => while chars.next().is_some_and(|c| c != '\x07' && c != '\x1b') {},
+                _ => {}
+            },
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn spawn_qemu(image: &ImagePaths, dir: &Path, opts: &BootOptions, ssh_port: u16) -> Child {
