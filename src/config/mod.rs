@@ -17,7 +17,9 @@ pub struct Config {
     pub profile: Option<String>,
     pub baseline: modules::baseline::Settings,
     pub user: modules::user::Settings,
+    pub security: modules::security::Settings,
     pub swap: modules::swap::Settings,
+    pub updates: modules::updates::Settings,
 }
 
 /// A YAML document holding (part of) a config, and where it came from.

@@ -2,7 +2,9 @@
 //! ordered, conflict-free selection.
 
 pub mod baseline;
+pub mod security;
 pub mod swap;
+pub mod updates;
 pub mod user;
 
 use crate::config::Config;
@@ -27,7 +29,13 @@ pub struct ModuleSpec {
 
 /// Every module, in the order they run. A module's `requires` always come earlier in this list,
 /// so filtering it by a selection gives a valid order.
-pub const ALL: &[&ModuleSpec] = &[&baseline::MODULE, &user::MODULE, &swap::MODULE];
+pub const ALL: &[&ModuleSpec] = &[
+    &baseline::MODULE,
+    &user::MODULE,
+    &security::MODULE,
+    &swap::MODULE,
+    &updates::MODULE,
+];
 
 /// Looks a module up by name.
 pub fn find(name: &str) -> Option<&'static ModuleSpec> {

@@ -1,0 +1,204 @@
+//! updates: unattended-upgrades with phanes' own apt.conf.d file on top of the distro's
+//! (50unattended-upgrades is never edited), the apt timers, and an optional first full upgrade.
+
+use super::ModuleSpec;
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+pub const MODULE: ModuleSpec = ModuleSpec {
+    name: "updates",
+    description: "Automatic security updates with unattended-upgrades",
+    requires: &[],
+    conflicts: &[],
+    template: include_str!("../../templates/modules/updates.sh.j2"),
+    validate,
+};
+
+/// Settings of the `updates` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Reboot by itself when an update needs it (a new kernel or libc), at `reboot_time`.
+    pub automatic_reboot: bool,
+    /// Local time (HH:MM, 24-hour) for an automatic reboot.
+    pub reboot_time: ClockTime,
+    /// Remove packages that updates left unneeded (apt autoremove).
+    pub remove_unused_dependencies: bool,
+    /// Extra Origins-Pattern entries for unattended-upgrades, such as `origin=Docker` or
+    /// `site=apt.postgresql.org`. The distro's security updates are always included, so
+    /// this is empty by default.
+    pub origins: Vec<OriginPattern>,
+    /// Run one full `apt-get dist-upgrade` on the first run (remembered in
+    /// /var/lib/phanes, so later runs never upgrade outside unattended-upgrades).
+    pub initial_upgrade: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            automatic_reboot: false,
+            reboot_time: ClockTime("04:00".into()),
+            remove_unused_dependencies: true,
+            origins: Vec::new(),
+            initial_upgrade: false,
+        }
+    }
+}
+
+/// A 24-hour clock time `HH:MM`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClockTime(String);
+
+impl ClockTime {
+    pub const EXPECTED: &'static str = "a 24-hour time HH:MM, like 04:00 or 23:30";
+}
+
+impl TryFrom<String> for ClockTime {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let valid = s.len() == 5
+            && s.as_bytes()[2] == b':'
+            && s[..2]
+                .chars()
+                .chain(s[3..].chars())
+                .all(|c| c.is_ascii_digit())
+            && s[..2].parse::<u8>().is_ok_and(|h| h < 24)
+            && s[3..].parse::<u8>().is_ok_and(|m| m < 60);
+        if valid {
+            Ok(ClockTime(s))
+        } else {
+            Err(format!(
+                "invalid time {s:?}: expected {}",
+                ClockTime::EXPECTED
+            ))
+        }
+    }
+}
+
+impl From<ClockTime> for String {
+    fn from(t: ClockTime) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for ClockTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Keys unattended-upgrades accepts in an Origins-Pattern entry (long and short forms).
+const ORIGIN_KEYS: &[&str] = &[
+    "origin",
+    "o",
+    "label",
+    "l",
+    "archive",
+    "a",
+    "suite",
+    "codename",
+    "n",
+    "component",
+    "c",
+    "site",
+];
+
+/// One unattended-upgrades Origins-Pattern entry: comma-separated `key=value` pairs, where the
+/// value may use `${distro_id}` and `${distro_codename}`. No quotes, `;`, braces or newlines, so
+/// it cannot break out of its apt.conf string.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OriginPattern(String);
+
+impl OriginPattern {
+    pub const EXPECTED: &'static str = "comma-separated key=value pairs like origin=Docker or o=Debian,n=${distro_codename}-backports, with keys origin, label, archive, suite, codename, component, site (or o, l, a, n, c)";
+}
+
+impl TryFrom<String> for OriginPattern {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let pair_ok = |pair: &str| {
+            let Some((key, value)) = pair.split_once('=') else {
+                return false;
+            };
+            let value = value
+                .replace("${distro_id}", "")
+                .replace("${distro_codename}", "");
+            ORIGIN_KEYS.contains(&key)
+                && !pair.ends_with('=')
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " .:_/+~*-".contains(c))
+        };
+        if s.len() <= 200 && !s.trim().is_empty() && s.split(',').all(pair_ok) {
+            Ok(OriginPattern(s))
+        } else {
+            Err(format!(
+                "invalid origin pattern {s:?}: expected {}",
+                OriginPattern::EXPECTED
+            ))
+        }
+    }
+}
+
+impl From<OriginPattern> for String {
+    fn from(o: OriginPattern) -> String {
+        o.0
+    }
+}
+
+fn validate(config: &Config) -> Vec<Diagnostic> {
+    let mut seen = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (i, origin) in config.updates.origins.iter().enumerate() {
+        if !seen.insert(origin.0.as_str()) {
+            problems.push(
+                Diagnostic::new("config", format!("origin {:?} is listed twice", origin.0))
+                    .with_path(format!("updates.origins[{i}]")),
+            );
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_times_are_checked() {
+        let t = |s: &str| ClockTime::try_from(s.to_string()).is_ok();
+        assert!(t("04:00") && t("23:59") && t("00:00"));
+        for bad in [
+            "25:00", "24:00", "4:00", "04:60", "04-00", "now", "+1:00", "04:0a",
+        ] {
+            assert!(!t(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origin_patterns_cannot_break_out_of_apt_strings() {
+        let o = |s: &str| OriginPattern::try_from(s.to_string()).is_ok();
+        assert!(o("origin=Docker"));
+        assert!(o("o=Debian,n=${distro_codename}-backports"));
+        assert!(o("site=apt.postgresql.org"));
+        assert!(o("origin=Docker,label=Docker CE"));
+        for bad in [
+            "",
+            "Docker",
+            "origin=",
+            "foo=bar",
+            "origin=a\";",
+            "origin=a\nb",
+            "origin=${x}",
+            "origin=a};",
+            "o=a,,",
+        ] {
+            assert!(!o(bad), "{bad:?}");
+        }
+    }
+}
