@@ -46,24 +46,23 @@ impl Diagnostic {
         let mut position = location;
         // Errors raised by a value's own validation carry the parent's path but the key's
         // position: complete the path from the source.
-        if let (Some(source), Some((line, column))) = (source, position) {
-            if let Some(key) = key_at(source, line, column) {
-                if !message.starts_with("unknown field") {
-                    if path.rsplit('.').next() != Some(key) {
-                        path = if path.is_empty() {
-                            key.to_string()
-                        } else {
-                            format!("{path}.{key}")
-                        };
-                    }
-                    // Point at the value, not its key.
-                    let after = &source.lines().nth(line - 1).unwrap_or("")[column - 1..];
-                    let value_at = after
-                        .find(':')
-                        .map(|i| i + 1 + after[i + 1..].len() - after[i + 1..].trim_start().len());
-                    position = Some((line, column + value_at.unwrap_or(0)));
-                }
+        if let (Some(source), Some((line, column))) = (source, position)
+            && let Some(key) = key_at(source, line, column)
+            && !message.starts_with("unknown field")
+        {
+            if path.rsplit('.').next() != Some(key) {
+                path = if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                };
             }
+            // Point at the value, not its key.
+            let after = &source.lines().nth(line - 1).unwrap_or("")[column - 1..];
+            let value_at = after
+                .find(':')
+                .map(|i| i + 1 + after[i + 1..].len() - after[i + 1..].trim_start().len());
+            position = Some((line, column + value_at.unwrap_or(0)));
         }
         let mut diagnostic = Diagnostic::new(origin, message);
         diagnostic.path = path;
@@ -83,10 +82,9 @@ impl Diagnostic {
             .message
             .strip_prefix("unknown field `")
             .and_then(|r| r.split('`').next())
+            && let Some(parent) = self.path.strip_suffix(&format!(".{field}"))
         {
-            if let Some(parent) = self.path.strip_suffix(&format!(".{field}")) {
-                self.path = parent.to_string();
-            }
+            self.path = parent.to_string();
         }
         self
     }
@@ -175,10 +173,12 @@ fn key_at(source: &str, line: usize, column: usize) -> Option<&str> {
 /// serde_norway prefixes messages with the key path when there is one (`swap.size: invalid ...`).
 /// A path never contains a space; serde's own message heads ("invalid type") do.
 fn split_path(text: &str) -> (String, String) {
-    if let Some((head, rest)) = text.split_once(": ") {
-        if !head.is_empty() && !head.contains(' ') && !head.contains('`') {
-            return (head.to_string(), rest.to_string());
-        }
+    if let Some((head, rest)) = text.split_once(": ")
+        && !head.is_empty()
+        && !head.contains(' ')
+        && !head.contains('`')
+    {
+        return (head.to_string(), rest.to_string());
     }
     (String::new(), text.to_string())
 }

@@ -5,6 +5,9 @@
 //! The data's way through: [`compile`] (config layers, profile, module order) → [`bundle`]
 //! (runtime + module sections) → [`targets`] (one file per artifact kind) → [`output`].
 
+// Diagnostics are large but only travel on the error path, once per run.
+#![allow(clippy::result_large_err)]
+
 pub mod bundle;
 pub mod cli;
 pub mod compile;

@@ -59,7 +59,7 @@ fn validate(config: &Config) -> Vec<Diagnostic> {
             .with_path("swap.size"),
         );
     }
-    if size % (1 << 20) != 0 {
+    if !size.is_multiple_of(1 << 20) {
         problems.push(
             Diagnostic::new(
                 "config",

@@ -83,14 +83,14 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
         preserve_hostname => manages_hostname,
     };
     let text = render::render(&c.env, "targets/user-data.yaml", ctx)?;
-    if let Some(limit) = provider.limit() {
-        if text.len() > limit {
-            bail!(
-                "user-data is {} bytes, over the {provider:?} limit of {limit} bytes by {}; leave out modules (--skip-module) or use a provider with a larger limit",
-                text.len(),
-                text.len() - limit
-            );
-        }
+    if let Some(limit) = provider.limit()
+        && text.len() > limit
+    {
+        bail!(
+            "user-data is {} bytes, over the {provider:?} limit of {limit} bytes by {}; leave out modules (--skip-module) or use a provider with a larger limit",
+            text.len(),
+            text.len() - limit
+        );
     }
     Ok(Artifact {
         path: PATH.to_string(),
