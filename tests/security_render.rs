@@ -1,0 +1,399 @@
+//! The security and updates modules: bundles for several option combinations pass bash -n and
+//! shellcheck, bad values are rejected with their key path, and the pure bash helpers (rule
+//! sets, sshd -T comparison, sudo rule parsing) give the right answers on fixture input. Only
+//! the helper block is ever run here, never a bundle: it would change this host's sshd,
+//! firewall and apt.
+
+mod common;
+
+use common::{phanes, temp_dir};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I deploy@laptop";
+
+fn config_with(security_and_updates: &str) -> String {
+    format!(
+        "user:\n  users:\n    - name: deploy\n      ssh_keys:\n        - {KEY}\n    - name: ops\n{security_and_updates}"
+    )
+}
+
+/// Renders the minimal profile's setup.sh with `config` and `sets`.
+fn render(config: &str, sets: &[&str]) -> Output {
+    let dir = temp_dir("security");
+    let path = dir.join("phanes.yaml");
+    fs::write(&path, config).unwrap();
+    let mut command = phanes();
+    command.args([
+        "render",
+        "--profile",
+        "minimal",
+        "--format",
+        "shell",
+        "--config",
+    ]);
+    command.arg(&path);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().unwrap();
+    fs::remove_dir_all(dir).unwrap();
+    out
+}
+
+fn render_ok(config: &str, sets: &[&str]) -> String {
+    let out = render(config, sets);
+    assert!(
+        out.status.success(),
+        "render {sets:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn render_err(config: &str, sets: &[&str]) -> String {
+    let out = render(config, sets);
+    assert!(!out.status.success(), "render {sets:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn lint(script: &str, name: &str) {
+    let dir = temp_dir(name);
+    let path = dir.join("setup.sh");
+    fs::write(&path, script).unwrap();
+    for (program, args) in [("bash", vec!["-n"]), ("shellcheck", vec!["-s", "bash"])] {
+        let out = Command::new(program)
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is missing ({e}): apt-get install {program}"));
+        assert!(
+            out.status.success(),
+            "{program} {name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn option_combinations_render_and_pass_bash_and_shellcheck() {
+    let cases: &[(&str, &str, &[&str], &[&str])] = &[
+        (
+            "defaults",
+            "",
+            &[],
+            &[
+                "Port 22\n",
+                "PermitRootLogin no\n",
+                "PasswordAuthentication no\n",
+                "'UFW limits SSH on 22/tcp",
+            ],
+        ),
+        (
+            "port-change",
+            "",
+            &["security.ssh.port=2222"],
+            &[
+                "Port 2222\n",
+                "SSH listens on port 2222 with password login off",
+                "port = 2222\n",
+                "security.ssh-listen",
+            ],
+        ),
+        (
+            "prohibit-password",
+            "security:\n  ssh:\n    permit_root_login: prohibit-password\n    allow_users: [deploy, root]\n    password_authentication: true\n",
+            &[],
+            &[
+                "PermitRootLogin prohibit-password\n",
+                "AllowUsers deploy root\n",
+                "PasswordAuthentication yes\n",
+                "user=deploy,host=localhost",
+            ],
+        ),
+        (
+            "firewall-rules",
+            "security:\n  firewall:\n    allow: [80/tcp, 443, 51820/udp, \"6000:6007/tcp\"]\n    limit_ssh: false\n",
+            &[],
+            &[
+                "SECURITY_FW_RULES=('80/tcp' '443' '51820/udp' '6000:6007/tcp')",
+                "UFW allows 80/tcp, 443, 51820/udp, 6000:6007/tcp",
+                "SECURITY_SSH_ACTION='allow'",
+            ],
+        ),
+        (
+            "fail2ban-and-firewall-off",
+            "security:\n  firewall:\n    enabled: false\n  fail2ban:\n    enabled: false\n",
+            &[],
+            &["'Packages installed: openssh-server, iproute2'"],
+        ),
+        (
+            "updates-with-reboot",
+            "updates:\n  automatic_reboot: true\n  reboot_time: \"03:30\"\n  remove_unused_dependencies: false\n  initial_upgrade: true\n  origins: [origin=Docker, \"o=Debian,n=${distro_codename}-backports\"]\n",
+            &[],
+            &[
+                "Unattended-Upgrade::Automatic-Reboot \"true\";",
+                "Unattended-Upgrade::Automatic-Reboot-Time \"03:30\";",
+                "Unattended-Upgrade::Remove-Unused-Dependencies \"false\";",
+                "        \"o=Debian,n=${distro_codename}-backports\";",
+                "updates.initial-upgrade",
+                "reboots by itself at 03:30",
+            ],
+        ),
+    ];
+    for (name, yaml, sets, wanted) in cases {
+        let script = render_ok(&config_with(yaml), sets);
+        lint(&script, name);
+        for want in *wanted {
+            assert!(script.contains(want), "{name}: missing {want:?}");
+        }
+    }
+    let off = render_ok(
+        &config_with(
+            "security:\n  firewall:\n    enabled: false\n  fail2ban:\n    enabled: false\n",
+        ),
+        &[],
+    );
+    for gone in [
+        "security.firewall-",
+        "security.fail2ban-",
+        "python3-systemd",
+    ] {
+        assert!(
+            !off.contains(gone),
+            "firewall/fail2ban off still has {gone}"
+        );
+    }
+    // The steps run in the order that keeps the way in open.
+    let full = render_ok(
+        &config_with("security:\n  firewall:\n    allow: [80/tcp]\n"),
+        &[],
+    );
+    let order = [
+        "phanes_step security.firewall-ssh",
+        "phanes_step security.firewall-defaults",
+        "phanes_step security.firewall-rules",
+        "phanes_step security.firewall-enabled",
+        "phanes_step security.ssh-config",
+        "phanes_step security.ssh-listen",
+        "phanes_step security.firewall-prune",
+        "phanes_step security.fail2ban-jail",
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|s| full.find(s).unwrap_or_else(|| panic!("missing {s}")))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "step order {at:?}");
+}
+
+#[test]
+fn invalid_values_are_rejected_with_their_key_path() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "",
+            &["security.ssh.port=0"],
+            &["security.ssh.port: 0 is out of range: expected 1 to 65535"],
+        ),
+        (
+            "security:\n  firewall:\n    allow: [80/icmp]\n",
+            &[],
+            &[
+                "phanes.yaml:9:12:",
+                "security.firewall.allow: invalid firewall rule \"80/icmp\"",
+            ],
+        ),
+        (
+            "",
+            &["updates.reboot_time=25:00"],
+            &["updates.reboot_time: invalid time \"25:00\""],
+        ),
+        (
+            "security:\n  ssh:\n    allow_users: [ops]\n",
+            &[],
+            &[
+                "security.ssh.allow_users: user \"deploy\" has SSH keys (user.users[0].ssh_keys)",
+                "help: add \"deploy\" to security.ssh.allow_users",
+            ],
+        ),
+        (
+            "security:\n  firewall:\n    allow: [\"6000:6007\"]\n",
+            &[],
+            &["security.firewall.allow: invalid firewall rule \"6000:6007\""],
+        ),
+        (
+            "security:\n  firewall:\n    allow: [22/tcp]\n",
+            &[],
+            &["security.firewall.allow[0]: firewall rule 22/tcp includes the SSH port 22"],
+        ),
+        (
+            "security:\n  ssh:\n    permit_root_login: yes\n",
+            &[],
+            &["security.ssh.permit_root_login"],
+        ),
+        (
+            "security:\n  fail2ban:\n    bantime: forever\n",
+            &[],
+            &["security.fail2ban.bantime: invalid time \"forever\""],
+        ),
+        (
+            "updates:\n  origins: [\"origin=x\\\"; }; APT::Evil \\\"1\"]\n",
+            &[],
+            &["updates.origins: invalid origin pattern"],
+        ),
+    ];
+    for (yaml, sets, wanted) in cases {
+        let err = render_err(&config_with(yaml), sets);
+        for want in *wanted {
+            assert!(
+                err.contains(want),
+                "{yaml}{sets:?}: missing {want:?} in\n{err}"
+            );
+        }
+    }
+}
+
+/// The block of values and pure helpers from a rendered bundle, with nothing else.
+fn helpers(script: &str) -> String {
+    let start = script
+        .find("# >>> security: values and pure helpers")
+        .expect("helper block start");
+    let end = script
+        .find("# <<< security: values and pure helpers")
+        .expect("helper block end");
+    script[start..end].to_string()
+}
+
+/// Runs `body` in bash after sourcing only the helper block; returns stdout.
+fn run_helpers(block: &str, body: &str, dir: &Path) -> String {
+    let path = dir.join("helpers.sh");
+    fs::write(&path, block).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nsource {}\n{body}",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helper test failed:\n{body}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
+    let script = render_ok(
+        &config_with(
+            "security:\n  ssh:\n    port: 2222\n    allow_users: [deploy]\n  firewall:\n    allow: [80/tcp, 443]\n",
+        ),
+        &[],
+    );
+    let block = helpers(&script);
+    assert!(
+        !block.contains("main \"$@\""),
+        "the block must not run anything"
+    );
+    let dir = temp_dir("security-helpers");
+
+    // The UFW rule sets phanes wants, has, lacks and must remove.
+    let added = "Added user rules (see 'ufw status' for running firewall):\n\
+                 ufw limit 22/tcp comment 'phanes'\n\
+                 ufw allow 443 comment 'phanes'\n\
+                 ufw allow 8080/tcp comment 'phanes'\n\
+                 ufw allow 80/tcp\n\
+                 ufw allow OpenSSH\n";
+    fs::write(dir.join("added"), added).unwrap();
+    let out = run_helpers(
+        &block,
+        &format!(
+            "have=$(security_ufw_phanes_rules <{added})\n\
+             echo \"[desired]\"; security_ufw_desired\n\
+             echo \"[have]\"; echo \"$have\"\n\
+             echo \"[missing]\"; security_lines_missing \"$(security_ufw_desired)\" \"$have\"\n\
+             echo \"[stale]\"; security_lines_missing \"$have\" \"$(security_ufw_desired)\"\n\
+             echo \"[ssh-now]\"; security_ufw_ssh_needed \"$(printf '22\\n')\"\n",
+            added = dir.join("added").display()
+        ),
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "[desired]\nallow 443\nallow 80/tcp\nlimit 2222/tcp\n\
+         [have]\nallow 443\nallow 8080/tcp\nlimit 22/tcp\n\
+         [missing]\nallow 80/tcp\nlimit 2222/tcp\n\
+         [stale]\nallow 8080/tcp\nlimit 22/tcp\n\
+         [ssh-now]\nlimit 22/tcp\nlimit 2222/tcp\n"
+    );
+
+    // sshd -T output (OpenSSH 9.2, with a 50-cloud-init.conf that adds Port 22) against the drop-in.
+    let sshd_t = "port 2222\nport 22\nlogingracetime 30\nmaxauthtries 3\nclientaliveinterval 300\n\
+                  clientalivecountmax 2\npermitrootlogin without-password\npubkeyauthentication yes\n\
+                  passwordauthentication no\nkbdinteractiveauthentication no\nx11forwarding no\n\
+                  permitemptypasswords no\nallowusers deploy\nsubsystem sftp /usr/lib/openssh/sftp-server\n";
+    fs::write(dir.join("sshd-T"), sshd_t).unwrap();
+    let out = run_helpers(
+        &block,
+        &format!(
+            "t=$(<{t})\n\
+             conf=${{SECURITY_SSHD_CONF/PermitRootLogin no/PermitRootLogin prohibit-password}}\n\
+             echo \"[drift]\"; security_sshd_compare \"$(security_sshd_expected \"$conf\")\" \"$t\"\n\
+             echo \"[fixed]\"; security_sshd_compare \"$(security_sshd_expected \"$conf\")\" \"$(grep -vx 'port 22' <<<\"$t\")\"\n\
+             echo \"[root]\"; security_sshd_compare \"$(security_sshd_expected \"$SECURITY_SSHD_CONF\")\" \"$(grep -vx 'port 22' <<<\"$t\")\"\n",
+            t = dir.join("sshd-T").display()
+        ),
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "[drift]\nport: want 2222, sshd uses 22 2222\n[fixed]\n[root]\npermitrootlogin: want no, sshd uses prohibit-password\n"
+    );
+
+    // Include detection, sshd listeners from ss, and sudo rules that give root.
+    fs::write(
+        dir.join("debian"),
+        "# comment\nInclude /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("in-match"),
+        "Port 22\nMatch User x\n  Include /etc/ssh/sshd_config.d/*.conf\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("ss"),
+        "LISTEN 0 128 0.0.0.0:2222 0.0.0.0:* users:((\"sshd\",pid=612,fd=3))\n\
+         LISTEN 0 128 [::]:22 [::]:* users:((\"sshd\",pid=612,fd=4),(\"systemd\",pid=1,fd=50))\n\
+         LISTEN 0 4096 127.0.0.1:5432 0.0.0.0:* users:((\"postgres\",pid=9,fd=5))\n",
+    )
+    .unwrap();
+    let out = run_helpers(
+        &block,
+        &format!(
+            "security_sshd_includes_dropins {d}/debian && echo include-ok\n\
+             security_sshd_includes_dropins {d}/in-match || echo include-in-match-refused\n\
+             security_ss_sshd_ports <{d}/ss | paste -sd' '\n\
+             nopw=$'User deploy may run the following commands on web:\\n    (ALL : ALL) NOPASSWD: ALL'\n\
+             pw=$'User ops may run the following commands on web:\\n    (ALL : ALL) ALL'\n\
+             some=$'User x may run the following commands on web:\\n    (root) NOPASSWD: /usr/bin/systemctl'\n\
+             security_sudo_grants_root \"$nopw\" '!' && echo nopasswd-root\n\
+             security_sudo_grants_root \"$pw\" '$y$j9T$salt$hash' && echo password-root\n\
+             security_sudo_grants_root \"$pw\" '!*' || echo locked-password-refused\n\
+             security_sudo_grants_root \"$some\" '' || echo some-commands-refused\n\
+             security_sudo_grants_root 'User y is not allowed to run sudo on web.' x || echo no-sudo-refused\n",
+            d = dir.display()
+        ),
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "include-ok\ninclude-in-match-refused\n22 2222\nnopasswd-root\npassword-root\n\
+         locked-password-refused\nsome-commands-refused\nno-sudo-refused\n"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
