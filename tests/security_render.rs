@@ -257,12 +257,17 @@ fn invalid_values_are_rejected_with_their_key_path() {
 
 /// The block of values and pure helpers from a rendered bundle, with nothing else.
 fn helpers(script: &str) -> String {
+    block(script, "values and pure helpers")
+}
+
+/// The text between `# >>> security: NAME` and `# <<< security: NAME`.
+fn block(script: &str, name: &str) -> String {
     let start = script
-        .find("# >>> security: values and pure helpers")
-        .expect("helper block start");
+        .find(&format!("# >>> security: {name}"))
+        .unwrap_or_else(|| panic!("block {name} start"));
     let end = script
-        .find("# <<< security: values and pure helpers")
-        .expect("helper block end");
+        .find(&format!("# <<< security: {name}"))
+        .unwrap_or_else(|| panic!("block {name} end"));
     script[start..end].to_string()
 }
 
@@ -395,5 +400,91 @@ fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
         "include-ok\ninclude-in-match-refused\n22 2222\nnopasswd-root\npassword-root\n\
          locked-password-refused\nsome-commands-refused\nno-sudo-refused\n"
     );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// The lockout guard with getent, sudo and the runtime's reporting replaced by stubs that read
+/// fixture files: it decides from passwd, shadow, authorized_keys and sudo -l output alone.
+#[test]
+fn lockout_guard_needs_an_allowed_sudo_user_with_a_key() {
+    let dir = temp_dir("security-guard");
+    let d = dir.display();
+    for name in ["deploy", "ops", "svc", "root"] {
+        fs::create_dir_all(dir.join(format!("home/{name}/.ssh"))).unwrap();
+    }
+    fs::write(
+        dir.join("passwd"),
+        format!(
+            "root:x:0:0:root:{d}/home/root:/bin/bash\n\
+             deploy:x:1000:1000::{d}/home/deploy:/bin/bash\n\
+             ops:x:1001:1001::{d}/home/ops:/bin/bash\n\
+             svc:x:998:998::{d}/home/svc:/usr/sbin/nologin\n"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("shadow"),
+        "root:*:1::::::\ndeploy:!:1::::::\nops:!:1::::::\nsvc:!:1::::::\n",
+    )
+    .unwrap();
+    let all = "User x may run the following commands on web:\n    (ALL : ALL) NOPASSWD: ALL\n";
+    for name in ["deploy", "ops", "svc"] {
+        fs::write(dir.join(format!("sudo-{name}")), all).unwrap();
+    }
+    let stubs = format!(
+        "getent() {{ case $1 in passwd) cat {d}/passwd ;; shadow) grep \"^$2:\" {d}/shadow ;; esac; }}\n\
+         sudo() {{ cat {d}/sudo-\"$4\" 2>/dev/null || echo \"User $4 is not allowed to run sudo on web.\"; }}\n\
+         phanes_fail() {{ echo \"FAIL: $*\"; return 1; }}\n\
+         phanes_log() {{ :; }}\n\
+         key() {{ echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I x' >{d}/home/$1/.ssh/authorized_keys; }}\n\
+         nokey() {{ printf '# no keys\\n\\n' >{d}/home/$1/.ssh/authorized_keys; }}\n\
+         guard() {{ security_lockout_guard && echo \"PASS: $(security_admin_logins | paste -sd' ')\"; }}\n"
+    );
+    let guard_of = |yaml: &str| {
+        let script = render_ok(&config_with(yaml), &[]);
+        format!(
+            "{}\n{}\n{stubs}",
+            helpers(&script),
+            block(&script, "lockout guard")
+        )
+    };
+
+    let restricted = guard_of("security:\n  ssh:\n    allow_users: [deploy]\n");
+    let out = run_helpers(
+        &restricted,
+        &format!(
+            "set +e\n\
+             nokey deploy; nokey ops; nokey svc; nokey root; guard\n\
+             key ops; key svc; guard\n\
+             key deploy; guard\n\
+             rm {d}/sudo-deploy; guard\ntrue\n"
+        ),
+        &dir,
+    );
+    let out = out.replace(&d.to_string(), "D");
+    assert_eq!(
+        out,
+        "FAIL: refusing to disable password/root login: no sudo user with an SSH key exists among allow_users (deploy); add one under user.users (with ssh_keys and sudo), or check that its key is in ~/.ssh/authorized_keys\n\
+         FAIL: refusing to disable password/root login: no sudo user with an SSH key exists among allow_users (deploy); add one under user.users (with ssh_keys and sudo), or check that its key is in ~/.ssh/authorized_keys\n\
+         PASS: deploy\n\
+         FAIL: refusing to disable password/root login: no sudo user with an SSH key exists among allow_users (deploy); add one under user.users (with ssh_keys and sudo), or check that its key is in ~/.ssh/authorized_keys\n",
+        "ops is not allowed, svc has no login shell, deploy counts only with key and sudo"
+    );
+
+    // Root's own key keeps the way in under prohibit-password, never under `no`.
+    fs::write(dir.join("sudo-deploy"), all).unwrap();
+    let root_by_key = guard_of("security:\n  ssh:\n    permit_root_login: prohibit-password\n");
+    let out = run_helpers(
+        &root_by_key,
+        "set +e\nnokey deploy; nokey ops; nokey svc; key root; guard\nkey ops; guard\ntrue\n",
+        &dir,
+    );
+    assert_eq!(out, "PASS: root\nPASS: root ops\n");
+    let out = run_helpers(
+        &guard_of(""),
+        "set +e\nnokey deploy; nokey ops; nokey svc; key root; guard | cut -c1-40\ntrue\n",
+        &dir,
+    );
+    assert_eq!(out, "FAIL: refusing to disable password/root \n");
     fs::remove_dir_all(dir).unwrap();
 }
