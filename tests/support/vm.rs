@@ -81,7 +81,11 @@ pub fn vm_tests_enabled() -> Option<Tier> {
         Ok("quick") => Some(Tier::Quick),
         Ok("all") => Some(Tier::All),
         Ok("off") | Ok("") | Err(_) => {
-            println!("VM tests not requested (set PHANES_VM=quick|all)");
+            // Straight to stderr: libtest captures println!, and a skip must be visible.
+            let _ = writeln!(
+                std::io::stderr(),
+                "VM tests not requested (set PHANES_VM=quick|all)"
+            );
             None
         }
         Ok(other) => panic!("PHANES_VM={other:?}: expected quick, all or off"),
@@ -249,6 +253,40 @@ impl Drop for TestKey {
     }
 }
 
+/// Stops QEMUs left behind by test processes that died without running `Drop` (SIGKILL, abort).
+/// Only PIDs recorded in our own run dirs, whose owning test process (the `<pid>` in the dir
+/// name) is gone and whose command line still names that dir, so nothing else is touched.
+fn reap_orphans() {
+    let Ok(entries) = fs::read_dir(repo_dir().join("target/vm-runs")) else {
+        return;
+    };
+    for dir in entries.flatten().map(|e| e.path()) {
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let owner = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let qemu = fs::read_to_string(dir.join("qemu.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let (Some(owner), Some(qemu)) = (owner, qemu) else {
+            continue;
+        };
+        let cmdline = fs::read(format!("/proc/{qemu}/cmdline")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy());
+        if ours && !Path::new(&format!("/proc/{owner}")).exists() {
+            eprintln!(
+                "[vm] stopping orphaned QEMU pid {qemu} of {}",
+                dir.display()
+            );
+            let _ = Command::new("kill")
+                .args(["-KILL", &qemu.to_string()])
+                .status();
+        }
+    }
+}
+
 /// A fresh directory `target/vm-runs/<name>-<pid>-<n>`.
 fn run_dir(name: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -295,6 +333,7 @@ impl Vm {
     /// Starts QEMU on a fresh overlay of `release`'s base image with a NoCloud seed made from
     /// `opts`. Returns once QEMU runs; use [`Vm::wait_ssh`] to wait for the guest.
     pub fn boot(release: Release, opts: BootOptions) -> Vm {
+        reap_orphans();
         let image = ensure_image(release);
         let dir = run_dir(&opts.hostname);
         run_checked(
