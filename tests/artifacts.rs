@@ -148,7 +148,7 @@ fn rendering_twice_gives_identical_artifacts() {
     assert_eq!(manifest["profile"], "minimal");
     assert_eq!(
         manifest["modules"],
-        serde_json::json!(["baseline", "user", "swap"])
+        serde_json::json!(["baseline", "user", "security", "swap", "updates"])
     );
     let listing = Command::new("tar")
         .args(["-tzvf"])
