@@ -44,6 +44,13 @@ enum Command {
     Plan(InputArgs),
     /// Check the config and profile without writing anything.
     Validate(InputArgs),
+    /// Explain a module: its options with types and defaults, and the steps it runs.
+    Explain {
+        /// Module name (see `phanes list modules`)
+        module: String,
+    },
+    /// Print the JSON Schema of phanes.yaml (for editors: yaml-language-server).
+    Schema,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -133,6 +140,18 @@ fn run(command: Command) -> Result<()> {
         Command::Render(args) => render(&args),
         Command::List { what, input } => list(what, &input),
         Command::Plan(input) => plan(&compile::compile(&input.request())?),
+        Command::Explain { module } => {
+            let spec = modules::find(&module).ok_or_else(|| modules::unknown(&module))?;
+            print!("{}", crate::explain::explain(spec)?);
+            Ok(())
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::explain::schema())?
+            );
+            Ok(())
+        }
         Command::Validate(input) => {
             let c = compile::compile(&input.request())?;
             let names: Vec<&str> = c.modules.iter().map(|m| m.name).collect();

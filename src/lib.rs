@@ -13,6 +13,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod diagnostic;
+pub mod explain;
 pub mod modules;
 pub mod output;
 pub mod profile;

@@ -445,3 +445,56 @@ fn plan_lists_the_ordered_steps_with_configured_values() {
     );
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn explain_documents_every_option_with_its_default_and_schema_covers_every_module() {
+    let schema = phanes().arg("schema").output().unwrap();
+    assert!(schema.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    for module in phanes::modules::ALL {
+        assert!(
+            schema["properties"].get(module.name).is_some(),
+            "schema lacks {}",
+            module.name
+        );
+        let out = phanes().args(["explain", module.name]).output().unwrap();
+        let page = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success() && page.starts_with(&format!("{} — ", module.name)),
+            "{page}"
+        );
+        let defaults = serde_json::to_value(phanes::config::Config::default()).unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        collect_leaf_keys(&defaults[module.name], module.name, &mut keys);
+        for key in keys {
+            assert!(
+                page.contains(&format!("  {key}  (")),
+                "explain {} does not document {key}:\n{page}",
+                module.name
+            );
+        }
+    }
+    let page =
+        String::from_utf8(phanes().args(["explain", "swap"]).output().unwrap().stdout).unwrap();
+    assert!(
+        page.contains("swap.size  (integer | string; default: 1G)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("swap.file                    Swap file /swapfile of 1G is active"),
+        "{page}"
+    );
+    let out = phanes().args(["explain", "swapp"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"swap\"?"));
+}
+
+/// Dotted paths of every non-object value in a defaults tree.
+fn collect_leaf_keys(value: &serde_json::Value, prefix: &str, keys: &mut Vec<String>) {
+    match value.as_object() {
+        Some(map) => map
+            .iter()
+            .for_each(|(k, v)| collect_leaf_keys(v, &format!("{prefix}.{k}"), keys)),
+        None => keys.push(prefix.to_string()),
+    }
+}

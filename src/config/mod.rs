@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::{Mapping, Value};
 
 /// The whole configuration: one section per module, each with safe defaults.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Profile to render when `--profile` is not given.
@@ -62,7 +62,7 @@ impl Layer {
             // Deserialize from the text, not the value, so serde can report line and column.
             serde_norway::from_str::<Config>(&self.text).map_err(|e| diagnostic(&e))?;
         } else {
-            #[derive(Deserialize)]
+            #[derive(Deserialize, schemars::JsonSchema)]
             struct Nested {
                 #[serde(default)]
                 #[allow(dead_code)]

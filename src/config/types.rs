@@ -10,7 +10,7 @@ use std::fmt;
 macro_rules! validated_string {
     ($(#[$doc:meta])* $name:ident, $expected:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -162,12 +162,12 @@ impl SshPublicKey {
 }
 
 /// A size in bytes, written as `512M`, `2G`, `1.5G` or a plain number of bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "SizeInput", into = "String")]
 pub struct Size(pub u64);
 
 /// What a size may be written as in YAML: a number of bytes or a string with a unit.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum SizeInput {
     Bytes(u64),
@@ -261,6 +261,16 @@ impl<const MIN: i64, const MAX: i64> TryFrom<i64> for Ranged<MIN, MAX> {
 impl<const MIN: i64, const MAX: i64> From<Ranged<MIN, MAX>> for i64 {
     fn from(value: Ranged<MIN, MAX>) -> i64 {
         value.0
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> schemars::JsonSchema for Ranged<MIN, MAX> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Integer{MIN}To{MAX}").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "integer", "minimum": MIN, "maximum": MAX })
     }
 }
 

@@ -16,8 +16,9 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 };
 
 /// Settings of the `baseline` section.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(rename = "BaselineSettings")]
 pub struct Settings {
     /// Host name to set (and map to 127.0.1.1 in /etc/hosts). Empty keeps the provider's name.
     pub hostname: Option<Hostname>,

@@ -21,8 +21,9 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 };
 
 /// Settings of the `security` section.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(rename = "SecuritySettings")]
 pub struct Settings {
     /// sshd settings, written to /etc/ssh/sshd_config.d/00-phanes.conf (the distro's
     /// sshd_config is never rewritten).
@@ -34,7 +35,7 @@ pub struct Settings {
 }
 
 /// How sshd accepts logins.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ssh {
     /// Port sshd listens on. On a change the firewall opens the new port first, sshd moves,
@@ -62,7 +63,9 @@ impl Default for Ssh {
 }
 
 /// sshd's PermitRootLogin values phanes allows (never `yes`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum RootLogin {
     /// root cannot log in over SSH at all.
     #[default]
@@ -83,7 +86,7 @@ impl fmt::Display for RootLogin {
 }
 
 /// The UFW firewall.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Firewall {
     /// Manage UFW. `false` leaves the firewall alone (nothing is installed, enabled or undone).
@@ -108,7 +111,7 @@ impl Default for Firewall {
 }
 
 /// The fail2ban sshd jail.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Fail2ban {
     /// Manage fail2ban. `false` leaves it alone (nothing is installed or undone).
@@ -134,11 +137,11 @@ impl Default for Fail2ban {
 }
 
 /// A fail2ban time: a whole number with an optional unit s, m, h, d or w (`600`, `10m`, `1h`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "DurationInput", into = "String")]
 pub struct Duration(String);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum DurationInput {
     Seconds(u64),
@@ -209,11 +212,13 @@ impl fmt::Display for Duration {
 
 /// One inbound firewall rule: `PORT`, `PORT/tcp`, `PORT/udp` or `FIRST:LAST/tcp|udp` (ufw needs
 /// a protocol for a range). Stored in ufw's own spelling, so it compares with `ufw show added`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "RuleInput", into = "String")]
 pub struct FirewallRule(String);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum RuleInput {
     Port(i64),

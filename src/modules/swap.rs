@@ -16,8 +16,9 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 };
 
 /// Settings of the `swap` section.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(rename = "SwapSettings")]
 pub struct Settings {
     /// Size of the swap file; changing it resizes the file on the next run.
     pub size: Size,

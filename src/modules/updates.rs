@@ -18,8 +18,9 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 };
 
 /// Settings of the `updates` section.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(rename = "UpdatesSettings")]
 pub struct Settings {
     /// Reboot by itself when an update needs it (a new kernel or libc), at `reboot_time`.
     pub automatic_reboot: bool,
@@ -49,7 +50,7 @@ impl Default for Settings {
 }
 
 /// A 24-hour clock time `HH:MM`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct ClockTime(String);
 
@@ -110,7 +111,9 @@ const ORIGIN_KEYS: &[&str] = &[
 /// One unattended-upgrades Origins-Pattern entry: comma-separated `key=value` pairs, where the
 /// value may use `${distro_id}` and `${distro_codename}`. No quotes, `;`, braces or newlines, so
 /// it cannot break out of its apt.conf string.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct OriginPattern(String);
 

@@ -17,15 +17,16 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 };
 
 /// Settings of the `user` section.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(rename = "UserSettings")]
 pub struct Settings {
     /// The accounts to create or update.
     pub users: Vec<UserAccount>,
 }
 
 /// One login account.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserAccount {
     pub name: AccountName,
@@ -52,7 +53,9 @@ fn default_shell() -> AbsolutePath {
 }
 
 /// What the user may do with sudo.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SudoMode {
     /// Every command, without a password (the common setup for key-only servers).
@@ -65,7 +68,7 @@ pub enum SudoMode {
 }
 
 /// A crypt(3) password hash such as `$6$salt$hash` or `$y$...` (yescrypt).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct PasswordHash(String);
 
