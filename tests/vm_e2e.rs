@@ -44,6 +44,10 @@ user:
 swap:
   size: {swap}
   swappiness: 15
+security:
+  fail2ban:
+    # The harness polls SSH before the bundle has made the user: without this, fail2ban bans it.
+    ignore_addresses: [198.51.100.2]
 "
     )
 }
@@ -86,7 +90,7 @@ impl Run {
     fn with_status(&self, status: &str) -> BTreeSet<String> {
         self.steps
             .iter()
-            .filter(|(_, s)| s == status)
+            .filter(|(id, s)| s == status && !id.starts_with("handler:"))
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -104,10 +108,13 @@ fn run_bundle(vm: &Vm, bundle: &str, args: &str) -> Run {
         if let Some(r) = v.get("recap") {
             recap = r.clone();
         } else {
-            steps.push((
-                v["step"].as_str().unwrap().to_string(),
-                v["status"].as_str().unwrap().to_string(),
-            ));
+            let id = v["step"].as_str().unwrap().to_string();
+            let id = if v["kind"] == "handler" {
+                format!("handler:{id}")
+            } else {
+                id
+            };
+            steps.push((id, v["status"].as_str().unwrap().to_string()));
         }
     }
     Run {
@@ -148,7 +155,7 @@ fn converged(vm: &Vm, bundle: &str) -> Result<(), String> {
 }
 
 /// Each module's proof, from inside the guest, as the configured user.
-fn prove_modules(vm: &Vm, swap_bytes: u64) {
+fn prove_modules(vm: &Vm, key: &Path, swap_bytes: u64) {
     vm.ssh_ok("sudo -n true");
     assert_eq!(vm.ssh_ok("hostname").trim(), "phanes-e2e");
     assert_eq!(vm.ssh_ok("cat /etc/hostname").trim(), "phanes-e2e");
@@ -189,6 +196,118 @@ fn prove_modules(vm: &Vm, swap_bytes: u64) {
         "swap is {size} bytes, want {swap_bytes}"
     );
     assert_eq!(vm.ssh_ok("cat /proc/sys/vm/swappiness").trim(), "15");
+    prove_security(vm, key);
+}
+
+/// An SSH attempt from the host as `user` with extra options; the harness's own login is not used.
+fn ssh_as(vm: &Vm, key: &Path, user: &str, options: &[&str]) -> std::process::Output {
+    Command::new("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .args(["-o", "ConnectTimeout=20", "-o", "IdentitiesOnly=yes", "-i"])
+        .arg(key)
+        .args(options)
+        .args([
+            "-p",
+            &vm.ssh_port().to_string(),
+            &format!("{user}@127.0.0.1"),
+            "true",
+        ])
+        .output()
+        .expect("run ssh")
+}
+
+/// security and updates, from inside and from outside the guest.
+fn prove_security(vm: &Vm, key: &Path) {
+    let effective = vm.ssh_ok("sudo -n sshd -T -C user=admin,host=localhost,addr=127.0.0.1");
+    for want in [
+        "passwordauthentication no",
+        "permitrootlogin no",
+        "port 22",
+        "pubkeyauthentication yes",
+    ] {
+        assert!(
+            effective.lines().any(|l| l == want),
+            "sshd -T lacks {want:?}"
+        );
+    }
+    // From outside: no password login is offered, and root cannot log in even with a key.
+    let password = ssh_as(vm, key, ADMIN, &["-o", "PubkeyAuthentication=no"]);
+    let stderr = String::from_utf8_lossy(&password.stderr);
+    assert!(!password.status.success(), "password login must be refused");
+    assert!(
+        stderr.contains("Permission denied (publickey)"),
+        "only publickey may be offered: {stderr}"
+    );
+    vm.ssh_ok("sudo -n install -d -m 0700 /root/.ssh");
+    vm.ssh_ok("sudo -n cp /home/admin/.ssh/authorized_keys /root/.ssh/authorized_keys");
+    assert!(
+        !ssh_as(vm, key, "root", &[]).status.success(),
+        "root login must be refused, even with a key"
+    );
+    vm.ssh_ok("sudo -n rm -f /root/.ssh/authorized_keys");
+    let ufw = vm.ssh_ok("sudo -n ufw status");
+    assert!(ufw.lines().any(|l| l == "Status: active"), "{ufw}");
+    let ports: BTreeSet<&str> = ufw
+        .lines()
+        .skip_while(|l| !l.starts_with("--"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        ports,
+        BTreeSet::from(["22/tcp"]),
+        "ufw must allow exactly the SSH port:\n{ufw}"
+    );
+    vm.ssh_ok("sudo -n fail2ban-client status sshd");
+    assert_eq!(vm.ssh_ok("systemctl is-active fail2ban").trim(), "active");
+    assert_eq!(
+        vm.ssh_ok("apt-config dump APT::Periodic::Unattended-Upgrade")
+            .trim(),
+        "APT::Periodic::Unattended-Upgrade \"1\";"
+    );
+    assert_eq!(
+        vm.ssh_ok("systemctl is-enabled apt-daily-upgrade.timer")
+            .trim(),
+        "enabled"
+    );
+    let origins = vm.ssh_ok("apt-config dump Unattended-Upgrade::Origins-Pattern");
+    assert!(
+        origins.contains("label=Debian-Security"),
+        "security origins must apply:\n{origins}"
+    );
+}
+
+/// The lockout guard on the real system: with no sudo user holding a key, turning password login
+/// off is refused and nothing changes. One root command, which puts the keys back on exit.
+fn lockout_guard_refuses(vm: &Vm, bundle: &str) {
+    let script = format!(
+        "d=/etc/ssh/sshd_config.d/00-phanes.conf
+         trap 'mv /root/ak.admin /home/admin/.ssh/authorized_keys; mv /root/ak.spare /home/spare/.ssh/authorized_keys' EXIT
+         mv /home/admin/.ssh/authorized_keys /root/ak.admin; mv /home/spare/.ssh/authorized_keys /root/ak.spare
+         sed -i 's/^MaxAuthTries .*/MaxAuthTries 9/' $d; cp $d /root/before.conf
+         {bundle} --only security.ssh-config --no-color; echo \"exit=$?\"
+         cmp $d /root/before.conf && echo unchanged"
+    );
+    let out = vm.ssh(&format!(
+        "sudo -n bash -c {}",
+        phanes::render::quote(&script)
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("refusing to disable password/root login"),
+        "the guard must refuse:\n{text}"
+    );
+    assert!(
+        text.contains("exit=1") && text.contains("unchanged"),
+        "the step fails and changes nothing:\n{text}"
+    );
 }
 
 /// Breaks one thing per module, checks that `--dry-run` names exactly those steps, repairs them.
@@ -207,6 +326,18 @@ fn drift_and_repair(vm: &mut Vm, key: &Path, bundle: &str) {
             "user.admin.keys",
         ),
         ("sudo -n gpasswd -d admin adm", "user.admin.groups"),
+        (
+            "sudo -n systemctl stop fail2ban",
+            "security.fail2ban-service",
+        ),
+        (
+            "sudo -n ufw allow 8080/tcp comment phanes",
+            "security.firewall-prune",
+        ),
+        (
+            "sudo -n sed -i 's/^MaxAuthTries .*/MaxAuthTries 6/' /etc/ssh/sshd_config.d/00-phanes.conf",
+            "security.ssh-config",
+        ),
     ];
     // admin's key goes away: continue as the spare user, who has the same key.
     vm.wait_ssh(SPARE, key, SSH_TIMEOUT);
@@ -276,7 +407,7 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
     );
     let bundle = "bash /tmp/setup.sh";
     converged(&vm, bundle).unwrap();
-    prove_modules(&vm, 256 << 20);
+    prove_modules(&vm, &key.private, 256 << 20);
 
     // The harness can fail: a check that never passes is reported, naming its step.
     vm.ssh_ok("sed 's/^main \"\\$@\"$/swap_swappiness__check() { false; }\\nmain \"$@\"/' /tmp/setup.sh >/tmp/broken.sh");
@@ -284,11 +415,19 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
         converged(&vm, "bash /tmp/broken.sh").expect_err("a broken check must fail the harness");
     assert!(verdict.contains("swap.swappiness (failed)"), "{verdict}");
 
+    lockout_guard_refuses(&vm, bundle);
+    let repair = run_bundle(&vm, bundle, "");
+    assert_eq!(
+        repair.with_status("changed"),
+        BTreeSet::from(["security.ssh-config".to_string()]),
+        "{}",
+        repair.raw
+    );
     drift_and_repair(&mut vm, &key.private, bundle);
 
     // Survives a reboot: swap from fstab, host name kept by cloud-init.
     vm.reboot(SSH_TIMEOUT);
-    prove_modules(&vm, 256 << 20);
+    prove_modules(&vm, &key.private, 256 << 20);
     converged(&vm, "/usr/local/sbin/phanes-setup").unwrap();
 
     // Changing an option and re-running applies it.
@@ -302,7 +441,7 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
         "{}",
         run.raw
     );
-    prove_modules(&vm, 384 << 20);
+    prove_modules(&vm, &key.private, 384 << 20);
     converged(&vm, bundle).unwrap();
     println!(
         "[vm_e2e] {profile} on {}: first boot converged at {:.0?}, case total {:.0?}; recap: {recap}",

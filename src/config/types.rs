@@ -117,6 +117,22 @@ validated_string!(
         && all_chars(s, |c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
 );
 
+fn is_ip_network(s: &str) -> bool {
+    let (address, prefix) = s.split_once('/').unwrap_or((s, ""));
+    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_empty() || prefix.parse::<u8>().is_ok_and(|p| p <= max)
+}
+
+validated_string!(
+    /// An IPv4 or IPv6 address, optionally with a /prefix.
+    IpNetwork,
+    "an IP address or network like 203.0.113.7, 198.51.100.0/24 or 2001:db8::/32",
+    is_ip_network
+);
+
 /// Key types OpenSSH accepts in authorized_keys (sshd(8) "AUTHORIZED_KEYS FILE FORMAT").
 pub const SSH_KEY_TYPES: &[&str] = &[
     "ssh-ed25519",

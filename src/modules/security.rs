@@ -5,7 +5,7 @@
 
 use super::ModuleSpec;
 use crate::config::Config;
-use crate::config::types::{AccountName, Port, Ranged};
+use crate::config::types::{AccountName, IpNetwork, Port, Ranged};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -122,6 +122,9 @@ pub struct Fail2ban {
     pub findtime: Duration,
     /// How long a ban lasts: a number with s, m, h, d or w (`1h`).
     pub bantime: Duration,
+    /// Addresses or networks never banned (besides localhost): your office, a CI runner, a
+    /// bastion. An address that retries SSH while the server is still being set up gets banned.
+    pub ignore_addresses: Vec<IpNetwork>,
 }
 
 impl Default for Fail2ban {
@@ -132,6 +135,7 @@ impl Default for Fail2ban {
             maxretry: Ranged(5),
             findtime: duration("10m"),
             bantime: duration("1h"),
+            ignore_addresses: Vec::new(),
         }
     }
 }

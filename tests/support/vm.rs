@@ -427,6 +427,7 @@ impl Vm {
             let out = self.ssh("cat /proc/sys/kernel/random/boot_id");
             let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if out.status.success() && ready(&stdout) {
+                self.start_master();
                 return;
             }
             last = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -437,6 +438,37 @@ impl Vm {
             self.ssh_port,
             self.where_to_look()
         );
+    }
+
+    /// Opens a background master connection for the current login (stdio detached, so no
+    /// `output()` waits on it); it ends with the guest or with [`Vm::stop_master`].
+    fn start_master(&self) {
+        let _ = self
+            .ssh_base("ssh")
+            .args([
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=yes",
+                "-f",
+                "-N",
+            ])
+            .args(["-p", &self.ssh_port.to_string()])
+            .arg(self.destination())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Closes the master connection (before a reboot, so no command waits on a dead one).
+    fn stop_master(&self) {
+        let _ = self
+            .ssh_base("ssh")
+            .args(["-O", "exit", "-p", &self.ssh_port.to_string()])
+            .arg(self.destination())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     fn ssh_base(&self, program: &str) -> Command {
@@ -462,6 +494,11 @@ impl Vm {
             "-o",
             "ServerAliveCountMax=6",
         ]);
+        // Commands share the master connection `start_master` opens when there is one: the
+        // guest's firewall rate-limits new SSH connections (ufw limit: 6 per 30 s), as a real
+        // server's does. Without a master, ssh connects directly.
+        cmd.arg("-o")
+            .arg(format!("ControlPath={}/cm-%r", self.dir.display()));
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -536,6 +573,7 @@ impl Vm {
         let old = old.trim().to_string();
         // The connection drops as the guest goes down, so the exit status says nothing.
         let _ = self.ssh("sudo -n systemctl reboot");
+        self.stop_master();
         self.booted = Instant::now();
         self.wait_ssh_until(timeout, |id| id != old);
     }
@@ -642,6 +680,9 @@ impl Drop for Vm {
         } else {
             Err("not fetched".into())
         };
+        if self.login.is_some() {
+            self.stop_master();
+        }
         stop_child(&mut self.qemu, Duration::from_secs(10));
         if failed || std::env::var_os("PHANES_VM_KEEP").is_some() {
             eprintln!(
