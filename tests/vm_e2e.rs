@@ -184,7 +184,7 @@ fn prove_modules(vm: &Vm, key: &Path, swap_bytes: u64) {
         "LANG=de_DE.UTF-8"
     );
     assert!(vm.ssh_ok("id -nG").split_whitespace().any(|g| g == "adm"));
-    let swaps = vm.ssh_ok("swapon --show=NAME,SIZE --bytes --noheadings");
+    let swaps = vm.ssh_ok("sudo -n swapon --show=NAME,SIZE --bytes --noheadings");
     let line = swaps
         .lines()
         .find(|l| l.starts_with("/swapfile "))
