@@ -33,6 +33,7 @@ pub fn sections(c: &Compilation) -> Result<Vec<Section>> {
             let ctx = context! {
                 module => module.name,
                 settings => render::value(&all_settings[module.name]),
+                packages => (module.packages)(&c.config),
                 config => render::value(&all_settings),
             };
             let text = render::render(&c.env, &render::module_template_id(module.name), ctx)?;
@@ -52,6 +53,7 @@ pub fn setup_sh(c: &Compilation, sections: &[Section]) -> Result<String> {
         description => &c.profile.description,
         modules => c.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
         config_sha256 => &c.config_sha256,
+        packages => crate::modules::all_packages(&c.modules, &c.config),
         runtime => runtime(),
         sections => sections.iter().map(|s| context! { name => s.module, text => &s.text }).collect::<Vec<_>>(),
     };

@@ -126,7 +126,14 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    match run(cli.command) {
+    let written = run(cli.command).and_then(|stdout| {
+        // A closed pipe (`phanes render | head`) is the reader's choice, not an error.
+        match std::io::stdout().lock().write_all(&stdout) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        }
+    });
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -135,37 +142,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<()> {
-    match command {
-        Command::Render(args) => render(&args),
-        Command::List { what, input } => list(what, &input),
-        Command::Plan(input) => plan(&compile::compile(&input.request())?),
+/// Runs a command; returns what goes to stdout, written in one piece by `main`.
+fn run(command: Command) -> Result<Vec<u8>> {
+    let text = match command {
+        Command::Render(args) => return render(&args),
+        Command::List { what, input } => list(what, &input)?,
+        Command::Plan(input) => plan(&compile::compile(&input.request())?)?,
         Command::Explain { module } => {
             let spec = modules::find(&module).ok_or_else(|| modules::unknown(&module))?;
-            print!("{}", crate::explain::explain(spec)?);
-            Ok(())
+            crate::explain::explain(spec)?
         }
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::explain::schema())?
-            );
-            Ok(())
-        }
+        Command::Schema => serde_json::to_string_pretty(&crate::explain::schema())? + "\n",
         Command::Validate(input) => {
             let c = compile::compile(&input.request())?;
             let names: Vec<&str> = c.modules.iter().map(|m| m.name).collect();
-            println!(
-                "valid: profile {} with modules {}",
-                c.profile.name,
-                names.join(", ")
-            );
-            Ok(())
+            format!("valid: profile {} with modules {}\n", c.profile.name, names.join(", "))
         }
-    }
+    };
+    Ok(text.into_bytes())
 }
 
-fn render(args: &RenderArgs) -> Result<()> {
+fn render(args: &RenderArgs) -> Result<Vec<u8>> {
     let packer_source: SourceName = args.packer_source.parse().map_err(anyhow::Error::msg)?;
     let compilation = compile::compile(&args.input.request())?;
     let options = TargetOptions {
@@ -183,6 +180,7 @@ fn render(args: &RenderArgs) -> Result<()> {
             for artifact in &chosen {
                 eprintln!("wrote {}", dir.join(&artifact.path).display());
             }
+            Ok(Vec::new())
         }
         (None, Some(Format::Archive)) => {
             bail!("--format archive writes three files: add --out DIR")
@@ -194,17 +192,17 @@ fn render(args: &RenderArgs) -> Result<()> {
                 .iter()
                 .find(|a| !a.path.ends_with("setup.sh") || format == Format::Shell)
                 .expect("every format has a main file");
-            std::io::stdout().write_all(&main_file.bytes)?;
+            Ok(main_file.bytes.clone())
         }
     }
-    Ok(())
 }
 
-fn list(what: ListWhat, input: &InputArgs) -> Result<()> {
+fn list(what: ListWhat, input: &InputArgs) -> Result<String> {
+    let mut out = String::new();
     match what {
         ListWhat::Modules => {
             for module in modules::ALL {
-                println!("{:<12} {}", module.name, module.description);
+                out += &format!("{:<12} {}\n", module.name, module.description);
             }
         }
         ListWhat::Profiles => {
@@ -220,33 +218,27 @@ fn list(what: ListWhat, input: &InputArgs) -> Result<()> {
             let source = profile::ProfileSource { user_dir: dir };
             for name in source.names() {
                 let profile = source.load(&name)?;
-                println!(
-                    "{:<12} {} [{}]",
-                    profile.name,
-                    profile.description,
-                    profile.modules.join(", ")
-                );
+                out += &format!("{:<12} {} [{}]\n", profile.name, profile.description, profile.modules.join(", "));
             }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
-fn plan(c: &Compilation) -> Result<()> {
-    println!(
-        "profile {} ({})",
-        c.profile.name,
-        c.profile.lineage.join(" > ")
-    );
-    let mut n = 0;
-    for section in bundle::sections(c)? {
-        println!("\n{}:", section.module);
-        for (id, description) in step_declarations(&section.text) {
-            n += 1;
-            println!("  {n:>3}. {id:<28} {description}");
+fn plan(c: &Compilation) -> Result<String> {
+    let mut out = format!("profile {} ({})\n", c.profile.name, c.profile.lineage.join(" > "));
+    // Read from the bundle itself, so the plan is exactly what will run.
+    let setup = bundle::setup_sh(c, &bundle::sections(c)?)?;
+    let mut module = "";
+    for (n, (id, description)) in step_declarations(&setup).iter().enumerate() {
+        let owner = id.split('.').next().unwrap_or(id);
+        if owner != module {
+            out += &format!("\n{owner}:\n");
+            module = owner;
         }
+        out += &format!("  {:>3}. {id:<28} {description}\n", n + 1);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Reads the `phanes_step ID 'description'` registrations from a rendered module section.

@@ -153,6 +153,7 @@ pub fn explain(module: &ModuleSpec) -> anyhow::Result<String> {
     let ctx = minijinja::context! {
         module => module.name,
         settings => render::value(&defaults[module.name]),
+        packages => (module.packages)(&Config::default()),
         config => render::value(&defaults),
     };
     let section = render::render(&env, &render::module_template_id(module.name), ctx)?;

@@ -13,7 +13,19 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     conflicts: &[],
     template: include_str!("../../templates/modules/baseline.sh.j2"),
     validate,
+    packages,
 };
+
+/// The configured packages plus what the steps themselves use (locale-gen, zoneinfo).
+fn packages(config: &Config) -> Vec<String> {
+    let mut list: Vec<String> = config.baseline.packages.iter().map(|p| p.to_string()).collect();
+    for needed in ["locales", "tzdata"] {
+        if !list.iter().any(|p| p == needed) {
+            list.push(needed.to_string());
+        }
+    }
+    list
+}
 
 /// Settings of the `baseline` section.
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]

@@ -25,6 +25,26 @@ pub struct ModuleSpec {
     pub template: &'static str,
     /// Checks across fields that serde cannot express.
     pub validate: fn(&Config) -> Vec<Diagnostic>,
+    /// Distribution packages the module needs with these settings. The bundle installs the
+    /// union of all modules' packages in one apt run before the first module; each module's
+    /// template gets its own list as `packages` for its own check.
+    pub packages: fn(&Config) -> Vec<String>,
+}
+
+/// For modules that install nothing from the distribution.
+pub fn no_packages(_: &Config) -> Vec<String> {
+    Vec::new()
+}
+
+/// The packages every selected module needs, in module order, each once.
+pub fn all_packages(modules: &[&ModuleSpec], config: &Config) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for package in modules.iter().flat_map(|m| (m.packages)(config)) {
+        if !all.contains(&package) {
+            all.push(package);
+        }
+    }
+    all
 }
 
 /// Every module, in the order they run. A module's `requires` always come earlier in this list,

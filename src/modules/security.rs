@@ -18,7 +18,21 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     conflicts: &[],
     template: include_str!("../../templates/modules/security.sh.j2"),
     validate,
+    packages,
 };
+
+/// sshd and `ss` always; UFW and fail2ban (with journal support) when phanes manages them.
+fn packages(config: &Config) -> Vec<String> {
+    let settings = &config.security;
+    let mut list = vec!["openssh-server", "iproute2"];
+    if settings.firewall.enabled {
+        list.push("ufw");
+    }
+    if settings.fail2ban.enabled {
+        list.extend(["fail2ban", "python3-systemd"]);
+    }
+    list.into_iter().map(String::from).collect()
+}
 
 /// Settings of the `security` section.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]

@@ -13,6 +13,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     conflicts: &[],
     template: include_str!("../../templates/modules/swap.sh.j2"),
     validate,
+    packages: super::no_packages,
 };
 
 /// Settings of the `swap` section.

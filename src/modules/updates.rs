@@ -15,6 +15,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     conflicts: &[],
     template: include_str!("../../templates/modules/updates.sh.j2"),
     validate,
+    packages: |_| vec!["unattended-upgrades".to_string()],
 };
 
 /// Settings of the `updates` section.

@@ -14,6 +14,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     conflicts: &[],
     template: include_str!("../../templates/modules/user.sh.j2"),
     validate,
+    packages: super::no_packages,
 };
 
 /// Settings of the `user` section.

@@ -431,7 +431,9 @@ impl Vm {
                 return;
             }
             last = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            sleep(Duration::from_secs(2));
+            // At most 5 new connections per 30 s: `ufw limit` drops the 6th, and every dropped
+            // attempt restarts its window, so faster polling would lock the harness out for good.
+            sleep(Duration::from_secs(6));
         }
         panic!(
             "no SSH on 127.0.0.1:{} after {timeout:?} (last error: {last})\n{}",
