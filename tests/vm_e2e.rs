@@ -223,6 +223,29 @@ fn ssh_as(vm: &Vm, key: &Path, user: &str, options: &[&str]) -> std::process::Ou
         .expect("run ssh")
 }
 
+/// A fresh SSH login from the host on another forwarded port.
+fn ssh_as_port(key: &Path, user: &str, port: u16, command: &str) -> std::process::Output {
+    Command::new("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .args(["-o", "ConnectTimeout=20", "-o", "IdentitiesOnly=yes", "-i"])
+        .arg(key)
+        .args([
+            "-p",
+            &port.to_string(),
+            &format!("{user}@127.0.0.1"),
+            command,
+        ])
+        .output()
+        .expect("run ssh")
+}
+
 /// security and updates, from inside and from outside the guest.
 fn prove_security(vm: &Vm, key: &Path) {
     let effective = vm.ssh_ok("sudo -n sshd -T -C user=admin,host=localhost,addr=127.0.0.1");
@@ -378,11 +401,13 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
     let key = TestKey::generate();
     let out = render(profile, &test_config(&key.public_text, "256M"), &[]);
     let user_data = fs::read_to_string(out.join("user-data.yaml")).unwrap();
+    let port_2222 = vm::free_port();
     let mut vm = Vm::boot(
         release,
         BootOptions {
             user_data,
             hostname: format!("{profile}-{}", release.codename()),
+            forwards: vec![(port_2222, 2222)],
             ..Default::default()
         },
     );
@@ -443,6 +468,67 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
     );
     prove_modules(&vm, &key.private, 384 << 20);
     converged(&vm, bundle).unwrap();
+
+    // One change of each option kind at once: a number (SSH port), a list (firewall rules), a
+    // string (time zone), an enum (root login), a bool (automatic reboots). The SSH port moves
+    // without locking anyone out: this session stays up, and a new one gets in on the new port.
+    let changed = format!(
+        "{}  ssh:\n    port: 2222\n    permit_root_login: prohibit-password\n  firewall:\n    allow: [80/tcp]\nupdates:\n  automatic_reboot: true\n",
+        test_config(&key.public_text, "384M")
+            .replace("timezone: Europe/Berlin", "timezone: Etc/UTC")
+    );
+    let moved = render(profile, &changed, &[]);
+    vm.scp_to(&moved.join("setup.sh"), "/tmp/setup.sh");
+    let run = run_bundle(&vm, bundle, "");
+    assert_eq!(run.exit, 0, "{}", run.raw);
+    for step in [
+        "baseline.timezone",
+        "security.ssh-config",
+        "security.ssh-listen",
+        "security.firewall-rules",
+        "updates.policy",
+    ] {
+        assert!(
+            run.with_status("changed").contains(step),
+            "{step} must apply the change:\n{}",
+            run.raw
+        );
+    }
+    assert_eq!(
+        vm.ssh_ok("timedatectl show -p Timezone --value").trim(),
+        "Etc/UTC"
+    );
+    let listening = vm.ssh_ok("ss -Htln");
+    assert!(
+        listening.contains(":2222 ") && !listening.contains(":22 "),
+        "sshd must listen on 2222 only:\n{listening}"
+    );
+    let ufw = vm.ssh_ok("sudo -n ufw status");
+    assert!(
+        ufw.contains("2222/tcp")
+            && ufw.contains("80/tcp")
+            && !ufw.lines().any(|l| l.starts_with("22/tcp")),
+        "{ufw}"
+    );
+    let effective = vm.ssh_ok("sudo -n sshd -T -C user=admin,host=localhost,addr=127.0.0.1");
+    assert!(
+        effective
+            .lines()
+            .any(|l| l == "permitrootlogin without-password"),
+        "{effective}"
+    );
+    assert!(
+        vm.ssh_ok("apt-config dump Unattended-Upgrade::Automatic-Reboot")
+            .contains("\"true\"")
+    );
+    let fresh = ssh_as_port(&key.private, ADMIN, port_2222, "sudo -n true");
+    assert!(
+        fresh.status.success(),
+        "a new login on port 2222 must work: {}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    converged(&vm, bundle).unwrap();
+    fs::remove_dir_all(moved.parent().unwrap()).unwrap();
     println!(
         "[vm_e2e] {profile} on {}: first boot converged at {:.0?}, case total {:.0?}; recap: {recap}",
         release.codename(),
