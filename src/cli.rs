@@ -2,7 +2,7 @@
 
 use crate::compile::{self, Compilation, Request};
 use crate::targets::{self, Format, TargetOptions, cloud_init::Provider, packer::SourceName};
-use crate::{bundle, modules, output, profile};
+use crate::{bundle, config, diagnostic, explain, modules, output, profile};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -11,16 +11,26 @@ use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 the input is invalid or an output could not be written; 2 usage error.
+Errors are coloured on a terminal unless NO_COLOR is set.
 
 Examples:
+  phanes init --profile minimal && phanes validate
   phanes render --profile web > setup.sh
   phanes render --profile web --out out/web
   phanes render --format cloud-init --provider hetzner > user-data.yaml
   phanes plan --profile minimal --set baseline.hostname=web1";
 
+/// `--version`: the crate version and the git revision it was built from.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("PHANES_GIT_REV"),
+    ")"
+);
+
 /// Compiles a server profile into a bash bundle, a #cloud-config and a Packer fragment.
 #[derive(Debug, Parser)]
-#[command(name = "phanes", version, about, after_help = AFTER_HELP)]
+#[command(name = "phanes", version = LONG_VERSION, about, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +61,32 @@ enum Command {
     },
     /// Print the JSON Schema of phanes.yaml (for editors: yaml-language-server).
     Schema,
+    /// Write a commented starter config: every option of the profile's modules with its default.
+    Init(InitArgs),
+    /// Print a shell completion script: `phanes completions bash > /etc/bash_completion.d/phanes`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Profile whose modules to configure [default: minimal]
+    #[arg(short, long, conflicts_with = "all")]
+    profile: Option<String>,
+    /// Every option of every module (this is how config.yaml.example is made)
+    #[arg(long)]
+    all: bool,
+    /// File to write, or `-` for stdout
+    #[arg(short, long, value_name = "PATH", default_value = compile::DEFAULT_CONFIG)]
+    output: PathBuf,
+    /// Replace the file if it exists
+    #[arg(long)]
+    force: bool,
+    /// Folder with your own profiles [default: profiles/ next to the output]
+    #[arg(long, value_name = "DIR")]
+    profiles_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -136,7 +172,10 @@ pub fn main() -> ExitCode {
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprint!(
+                "{}",
+                diagnostic::render_error(&e, diagnostic::color_stderr())
+            );
             ExitCode::from(1)
         }
     }
@@ -153,13 +192,129 @@ fn run(command: Command) -> Result<Vec<u8>> {
             crate::explain::explain(spec)?
         }
         Command::Schema => serde_json::to_string_pretty(&crate::explain::schema())? + "\n",
+        Command::Init(args) => return init(&args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "phanes", &mut script);
+            return Ok(script);
+        }
         Command::Validate(input) => {
             let c = compile::compile(&input.request())?;
             let names: Vec<&str> = c.modules.iter().map(|m| m.name).collect();
-            format!("valid: profile {} with modules {}\n", c.profile.name, names.join(", "))
+            format!(
+                "valid: profile {} with modules {}\n",
+                c.profile.name,
+                names.join(", ")
+            )
         }
     };
     Ok(text.into_bytes())
+}
+
+/// `phanes init`: the starter config for a profile (or, with `--all`, the example of every
+/// option), written only where no file exists yet unless `--force`.
+fn init(args: &InitArgs) -> Result<Vec<u8>> {
+    let to_stdout = args.output.as_os_str() == "-";
+    if !to_stdout && !args.force && args.output.exists() {
+        bail!(
+            "{} already exists; phanes init never overwrites a config (use --force to replace it, or --output PATH)",
+            args.output.display()
+        );
+    }
+    let text = if args.all {
+        example_config()
+    } else {
+        let name = args.profile.as_deref().unwrap_or(profile::DEFAULT_PROFILE);
+        let source = profile::ProfileSource {
+            user_dir: Some(
+                args.profiles_dir
+                    .clone()
+                    .unwrap_or_else(|| profile::default_user_dir(&args.output)),
+            ),
+        };
+        let profile = source.load(name)?;
+        let modules = modules::resolve(&profile.modules, &[])?;
+        let sections: Vec<&str> = modules.iter().map(|m| m.name).collect();
+        // The profile's own config defaults count: its file is written with the values the
+        // profile would use.
+        let (config, _) = config::assemble(&profile.config_layers, &[])?;
+        let defaults = serde_json::to_value(config)?;
+        let header = vec![
+            format!(
+                "phanes config for the `{}` profile: {}.",
+                profile.name, profile.description
+            ),
+            format!("Written by `phanes init --profile {}`.", profile.name),
+            "Every option of the profile's modules is shown with its default: change what you \
+             need, delete what you don't, then `phanes validate` and `phanes render --out out/`."
+                .to_string(),
+        ];
+        explain::starter(&explain::Starter {
+            header: &with_common_header(header),
+            profile: Some(&profile.name),
+            sections: &sections,
+            defaults: &defaults,
+        })
+    };
+    if to_stdout {
+        return Ok(text.into_bytes());
+    }
+    let artifact = targets::Artifact {
+        path: args
+            .output
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                anyhow::anyhow!("--output {} is not a file name", args.output.display())
+            })?,
+        bytes: text.into_bytes(),
+        executable: false,
+    };
+    let dir = match args.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    output::write_all(&dir, std::slice::from_ref(&artifact))?;
+    eprintln!(
+        "wrote {}; check it with: phanes validate --config {}",
+        args.output.display(),
+        args.output.display()
+    );
+    Ok(Vec::new())
+}
+
+/// The lines every generated config starts with (after its own).
+fn with_common_header(mut lines: Vec<String>) -> Vec<String> {
+    lines.extend([
+        "`phanes explain MODULE` says more about each option. Keep secrets (passwords, tokens) out \
+         of this file: it ends up in user-data, which any process on the server can read from \
+         the provider's metadata service."
+            .to_string(),
+        "Editors complete and check this file after `phanes schema > phanes.schema.json` with:"
+            .to_string(),
+        "yaml-language-server: $schema=phanes.schema.json".to_string(),
+    ]);
+    lines
+}
+
+/// config.yaml.example: every option of every module, with the built-in defaults. Regenerate the
+/// committed file with `cargo run -- init --all --output - > config.yaml.example`.
+pub fn example_config() -> String {
+    let header = with_common_header(vec![
+        "Every option of every phanes module, with its default and what it does.".to_string(),
+        "Generated by `phanes init --all --output - > config.yaml.example`; do not edit by hand."
+            .to_string(),
+    ]);
+    let sections = modules::names();
+    let defaults =
+        serde_json::to_value(crate::config::Config::default()).expect("the defaults serialize");
+    explain::starter(&explain::Starter {
+        header: &header,
+        profile: None,
+        sections: &sections,
+        defaults: &defaults,
+    })
 }
 
 fn render(args: &RenderArgs) -> Result<Vec<u8>> {
@@ -218,7 +373,12 @@ fn list(what: ListWhat, input: &InputArgs) -> Result<String> {
             let source = profile::ProfileSource { user_dir: dir };
             for name in source.names() {
                 let profile = source.load(&name)?;
-                out += &format!("{:<12} {} [{}]\n", profile.name, profile.description, profile.modules.join(", "));
+                out += &format!(
+                    "{:<12} {} [{}]\n",
+                    profile.name,
+                    profile.description,
+                    profile.modules.join(", ")
+                );
             }
         }
     }
@@ -226,7 +386,11 @@ fn list(what: ListWhat, input: &InputArgs) -> Result<String> {
 }
 
 fn plan(c: &Compilation) -> Result<String> {
-    let mut out = format!("profile {} ({})\n", c.profile.name, c.profile.lineage.join(" > "));
+    let mut out = format!(
+        "profile {} ({})\n",
+        c.profile.name,
+        c.profile.lineage.join(" > ")
+    );
     // Read from the bundle itself, so the plan is exactly what will run.
     let setup = bundle::setup_sh(c, &bundle::sections(c)?)?;
     let mut module = "";

@@ -104,28 +104,43 @@ impl Diagnostic {
     }
 }
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.origin)?;
+impl Diagnostic {
+    /// The diagnostic as text: `origin:line:column: path: message`, the source line with a caret
+    /// under the spot, and the suggestion. With `color`, ANSI colours mark the parts.
+    pub fn render(&self, color: bool) -> String {
+        let paint = Paint(color);
+        let mut out = String::new();
+        let mut location = self.origin.clone();
         if let Some((line, column)) = self.position {
-            write!(f, ":{line}:{column}")?;
+            location.push_str(&format!(":{line}:{column}"));
         }
+        out.push_str(&paint.bold(&location));
         if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
+            out.push_str(&format!(": {}", paint.bold(&self.path)));
         }
-        write!(f, ": {}", self.message)?;
+        out.push_str(&format!(": {}", self.message));
         if let (Some(excerpt), Some((line, column))) = (&self.excerpt, self.position) {
             let gutter = line.to_string().len();
-            write!(
-                f,
-                "\n {:gutter$} |\n {line} | {excerpt}\n {:gutter$} | {:>column$}",
-                "", "", "^"
-            )?;
+            let bar = paint.blue("|");
+            out.push_str(&format!(
+                "\n {:gutter$} {bar}\n {} {bar} {excerpt}\n {:gutter$} {bar} {}{}",
+                "",
+                paint.blue(&line.to_string()),
+                "",
+                " ".repeat(column.saturating_sub(1)),
+                paint.red("^"),
+            ));
         }
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
+            out.push_str(&format!("\n  {}: {help}", paint.cyan("help")));
         }
-        Ok(())
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
     }
 }
 
@@ -139,7 +154,8 @@ impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, d) in self.0.iter().enumerate() {
             if i > 0 {
-                writeln!(f)?;
+                // Each further problem on its own `error:` line, as `render_error` prints them.
+                write!(f, "\nerror: ")?;
             }
             write!(f, "{d}")?;
         }
@@ -153,6 +169,75 @@ impl From<Diagnostic> for Diagnostics {
     fn from(d: Diagnostic) -> Self {
         Diagnostics(vec![d])
     }
+}
+
+/// ANSI styling that is a no-op when colour is off.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn style(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(self, text: &str) -> String {
+        self.style("1", text)
+    }
+    fn red(self, text: &str) -> String {
+        self.style("1;31", text)
+    }
+    fn blue(self, text: &str) -> String {
+        self.style("1;34", text)
+    }
+    fn cyan(self, text: &str) -> String {
+        self.style("1;36", text)
+    }
+}
+
+/// Whether errors on stderr get colour: only on a terminal, and never when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn color_stderr() -> bool {
+    use std::io::IsTerminal;
+    color_allowed(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stderr().is_terminal(),
+    )
+}
+
+/// The colour rule, apart from the environment, so it can be tested.
+pub fn color_allowed(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Renders any error for stderr. Diagnostics (one or several, anywhere in the chain) are printed
+/// each with its own `error:` line and a count at the end; anything else as `error: ` and its
+/// chain of causes.
+pub fn render_error(error: &anyhow::Error, color: bool) -> String {
+    let paint = Paint(color);
+    let label = paint.red("error");
+    let list: Option<Vec<&Diagnostic>> = error.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<Diagnostics>()
+            .map(|all| all.0.iter().collect())
+            .or_else(|| cause.downcast_ref::<Diagnostic>().map(|one| vec![one]))
+    });
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return format!("{label}: {error:#}\n");
+    };
+    let mut out = String::new();
+    for (i, diagnostic) in list.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("{label}: {}\n", diagnostic.render(color)));
+    }
+    if list.len() > 1 {
+        out.push_str(&format!("\n{label}: {} problems found\n", list.len()));
+    }
+    out
 }
 
 /// The mapping key written at a 1-based position (`key: value`), if there is one.

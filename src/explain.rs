@@ -162,3 +162,306 @@ pub fn explain(module: &ModuleSpec) -> anyhow::Result<String> {
     }
     Ok(out)
 }
+
+/// What `phanes init` writes: which sections, with which defaults, under which heading.
+pub struct Starter<'a> {
+    /// Comment lines at the top of the file (without the leading `# `).
+    pub header: &'a [String],
+    /// `profile:` value to write, if any.
+    pub profile: Option<&'a str>,
+    /// Config sections (module names) to write, in this order.
+    pub sections: &'a [&'a str],
+    /// The values to show: `Config::default()` with the profile's `config` overlay, as JSON.
+    pub defaults: &'a Value,
+}
+
+/// Width that comment paragraphs are wrapped at.
+const WRAP: usize = 100;
+
+/// A commented config file: every option of the chosen sections with its doc as a comment and
+/// its default as the value. Options without a default (`null`) are commented out with an
+/// example, and lists of objects (`user.users`) get a commented example entry. Built from the
+/// same JSON Schema as `phanes schema` and `phanes explain`, so a new option appears here
+/// without any other change.
+pub fn starter(starter: &Starter) -> String {
+    let root = schema();
+    let mut out = String::new();
+    for line in starter.header {
+        comment(&mut out, 0, line);
+    }
+    out.push('\n');
+    if let Some(profile) = starter.profile {
+        let doc = root["properties"]["profile"]["description"]
+            .as_str()
+            .unwrap_or("");
+        comment(&mut out, 0, doc);
+        let _ = writeln!(out, "profile: {}\n", scalar(&Value::String(profile.into())));
+    } else {
+        let doc = root["properties"]["profile"]["description"]
+            .as_str()
+            .unwrap_or("");
+        comment(&mut out, 0, doc);
+        let _ = writeln!(out, "# profile: {}\n", crate::profile::DEFAULT_PROFILE);
+    }
+    for (i, section) in starter.sections.iter().enumerate() {
+        let property = &root["properties"][*section];
+        if i > 0 {
+            out.push('\n');
+        }
+        let description = crate::modules::find(section)
+            .map(|m| format!("{section}: {}", m.description))
+            .unwrap_or_else(|| section.to_string());
+        comment(
+            &mut out,
+            0,
+            &format!("{description} (phanes explain {section})"),
+        );
+        let _ = writeln!(out, "{section}:");
+        object(
+            &mut out,
+            &root,
+            resolve(&root, property),
+            &starter.defaults[*section],
+            2,
+        );
+    }
+    out
+}
+
+/// Writes `text` as `# ` comment lines at `indent`, one paragraph, wrapped at [`WRAP`].
+fn comment(out: &mut String, indent: usize, text: &str) {
+    let pad = " ".repeat(indent);
+    for line in wrap(text, WRAP.saturating_sub(indent + 2).max(40)) {
+        let _ = writeln!(out, "{pad}# {line}");
+    }
+}
+
+/// Splits a paragraph into lines of at most `width` characters (longer words stay whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The doc of a property, with its allowed values when they are a fixed set or range.
+fn property_doc(root: &Value, property: &Value) -> String {
+    let target = resolve(root, property);
+    let doc = property
+        .get("description")
+        .or_else(|| target.get("description"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = type_name(root, property);
+    let fixed_set = target.get("enum").is_some() || target.get("oneOf").is_some();
+    let range = target.get("minimum").is_some() && target.get("maximum").is_some();
+    if fixed_set || range {
+        format!("{doc} [{kind}]").trim().to_string()
+    } else {
+        doc
+    }
+}
+
+/// The `$defs` name a property refers to, looking through `Option` and lists.
+fn def_name(property: &Value) -> Option<&str> {
+    if let Some(reference) = property.get("$ref").and_then(Value::as_str) {
+        return reference.strip_prefix("#/$defs/");
+    }
+    property
+        .get("anyOf")?
+        .as_array()?
+        .iter()
+        .find_map(|option| option.get("$ref")?.as_str()?.strip_prefix("#/$defs/"))
+}
+
+/// A valid value to show, commented out, for an option that has no default: chosen by the
+/// value's type, so every option of that type gets the same example.
+fn example(property: &Value) -> Option<Value> {
+    let text = match def_name(property)? {
+        "AccountName" => "deploy",
+        "Hostname" => "web1.example.com",
+        "SshPublicKey" => "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReplaceWithYourOwnKey you@laptop",
+        "PasswordHash" => "$y$j9T$replace.with.mkpasswd.output$0123456789abcdefABCDEF",
+        "IpNetwork" => "203.0.113.7",
+        "FirewallRule" => "443/tcp",
+        "OriginPattern" => "origin=Docker",
+        _ => return None,
+    };
+    Some(Value::String(text.into()))
+}
+
+/// Writes the properties of an object schema as `key: value` lines at `indent`.
+fn object(out: &mut String, root: &Value, schema: &Value, defaults: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    let empty = Map::new();
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    for (name, property) in properties {
+        let target = resolve(root, property);
+        let value = defaults
+            .get(name)
+            .or_else(|| property.get("default"))
+            .unwrap_or(&Value::Null);
+        comment(out, indent, &property_doc(root, property));
+        if target.get("properties").is_some() {
+            let _ = writeln!(out, "{pad}{name}:");
+            object(out, root, target, value, indent + 2);
+            continue;
+        }
+        if value.is_null() {
+            let shown = example(property).unwrap_or(Value::Null);
+            let _ = writeln!(out, "{pad}# {name}: {}", scalar(&shown));
+            continue;
+        }
+        let _ = writeln!(out, "{pad}{name}: {}", inline(value).unwrap_or_default());
+        if inline(value).is_none() {
+            block(out, value, indent + 2);
+        }
+        let item = property.get("items").map(|items| resolve(root, items));
+        if let Some(item) = item.filter(|i| i.get("properties").is_some())
+            && value.as_array().is_some_and(Vec::is_empty)
+        {
+            comment(
+                out,
+                indent,
+                &format!(
+                    "To add entries, replace `{name}: []` with these lines without their `# `:"
+                ),
+            );
+            let _ = writeln!(out, "{pad}# {name}:");
+            example_entry(out, root, item, indent);
+        }
+    }
+}
+
+/// Writes one commented-out list entry of an object schema: required fields and fields without a
+/// default get an example, the others their default.
+fn example_entry(out: &mut String, root: &Value, item: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    let empty = Map::new();
+    let properties = item
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let required: Vec<&str> = item
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    // Required fields first, so the entry starts with what identifies it.
+    let mut names: Vec<&String> = properties.keys().collect();
+    names.sort_by_key(|name| !required.contains(&name.as_str()));
+    for (i, name) in names.into_iter().enumerate() {
+        let property = &properties[name];
+        let field_pad = format!("{pad}#   {}", if i == 0 { "- " } else { "  " });
+        let doc_pad = format!("{pad}#     ");
+        for line in wrap(&property_doc(root, property), WRAP - doc_pad.len() - 2) {
+            let _ = writeln!(out, "{doc_pad}# {line}");
+        }
+        let default = property.get("default").unwrap_or(&Value::Null);
+        // A list of keys is the point of an account entry: show one.
+        let items_example = property
+            .get("items")
+            .filter(|items| def_name(items) == Some("SshPublicKey"))
+            .and_then(example);
+        let value = match (default, items_example) {
+            (Value::Array(list), Some(sample)) if list.is_empty() => Value::Array(vec![sample]),
+            (Value::Null, _) => example(property).unwrap_or(Value::Null),
+            (default, _) => default.clone(),
+        };
+        match inline(&value) {
+            Some(text) => {
+                let _ = writeln!(out, "{field_pad}{name}: {text}");
+            }
+            None => {
+                let _ = writeln!(out, "{field_pad}{name}:");
+                let mut lines = String::new();
+                block(&mut lines, &value, 0);
+                for line in lines.lines() {
+                    let _ = writeln!(out, "{doc_pad}  {line}");
+                }
+            }
+        }
+    }
+}
+
+/// A scalar as YAML: plain when every YAML reader (1.1 and 1.2) reads it back as the same
+/// string, double-quoted otherwise (`"no"`, `"04:00"`, `"1.5"`).
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::String(s) => {
+            let special = [
+                "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
+            ];
+            let safe_chars = s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _./@+-$=~:".contains(c));
+            let number_like = s.starts_with(|c: char| c.is_ascii_digit() || "+-.".contains(c))
+                && s.chars()
+                    .all(|c| c.is_ascii_digit() || ":._+-eE".contains(c));
+            let plain = !s.is_empty()
+                && safe_chars
+                && !number_like
+                && s.trim() == s
+                && !s.starts_with(['-', ':', '~', '$', '@'])
+                && !s.ends_with(':')
+                && !s.contains(": ")
+                && !special.contains(&s.to_ascii_lowercase().as_str());
+            if plain {
+                s.clone()
+            } else {
+                serde_json::to_string(s).unwrap_or_default()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A value on one line: scalars, and lists of scalars in flow style (`[a, b]`). `None` for
+/// values that need a block (lists of objects, maps).
+fn inline(value: &Value) -> Option<String> {
+    match value {
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) if s.contains([',', '[', ']', '{', '}']) => {
+                        Some(serde_json::to_string(s).unwrap_or_default())
+                    }
+                    Value::Array(_) | Value::Object(_) => None,
+                    other => Some(scalar(other)),
+                })
+                .collect();
+            Some(format!("[{}]", parts?.join(", ")))
+        }
+        Value::Object(map) if map.is_empty() => Some("{}".into()),
+        Value::Object(_) => None,
+        other => Some(scalar(other)),
+    }
+}
+
+/// A value in block style, every line at `indent`.
+fn block(out: &mut String, value: &Value, indent: usize) {
+    let pad = " ".repeat(indent);
+    let text = serde_norway::to_string(value).unwrap_or_default();
+    for line in text.lines() {
+        let _ = writeln!(out, "{pad}{line}");
+    }
+}
