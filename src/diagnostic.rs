@@ -380,6 +380,64 @@ mod tests {
     }
 
     #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(color_allowed(None, true));
+        assert!(!color_allowed(None, false));
+        assert!(!color_allowed(Some(OsStr::new("1")), true));
+        // NO_COLOR set but empty does not count (no-color.org).
+        assert!(color_allowed(Some(OsStr::new("")), true));
+    }
+
+    #[test]
+    fn render_marks_the_spot_and_colours_only_when_asked() {
+        let mut d = Diagnostic::new("phanes.yaml", "bad value").with_help("try 2G");
+        d.path = "swap.size".into();
+        d.position = Some((3, 9));
+        d.excerpt = Some("  size: 2X".into());
+        let plain = d.render(false);
+        assert_eq!(
+            plain,
+            "phanes.yaml:3:9: swap.size: bad value\n   |\n 3 |   size: 2X\n   |         ^\n  help: try 2G"
+        );
+        assert_eq!(plain, d.to_string());
+        let coloured = d.render(true);
+        assert!(
+            coloured.contains("\x1b[1mphanes.yaml:3:9\x1b[0m"),
+            "{coloured:?}"
+        );
+        assert!(coloured.contains("\x1b[1;31m^\x1b[0m"), "{coloured:?}");
+        // Same text once the colour codes are gone.
+        let stripped: String = coloured
+            .split('\x1b')
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part
+                } else {
+                    part.split_once('m').map_or("", |p| p.1)
+                }
+            })
+            .collect();
+        assert_eq!(stripped, plain);
+    }
+
+    #[test]
+    fn render_error_prints_every_diagnostic_with_a_count() {
+        let all = Diagnostics(vec![
+            Diagnostic::new("a.yaml", "first"),
+            Diagnostic::new("a.yaml", "second"),
+        ]);
+        let text = render_error(&anyhow::Error::from(all), false);
+        assert_eq!(
+            text,
+            "error: a.yaml: first\n\nerror: a.yaml: second\n\nerror: 2 problems found\n"
+        );
+        let other = render_error(&anyhow::anyhow!("plain"), false);
+        assert_eq!(other, "error: plain\n");
+    }
+
+    #[test]
     fn locate_key_follows_nested_maps_and_lists() {
         let src = "baseline:\n  hostname: a\nuser:\n  users:\n    - name: a\n    - name: b\n      shell: x\n";
         assert_eq!(locate_key(src, "baseline.hostname"), Some((2, 3)));
