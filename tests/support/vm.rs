@@ -424,13 +424,19 @@ impl Vm {
                     self.where_to_look()
                 );
             }
-            let out = self.ssh("cat /proc/sys/kernel/random/boot_id");
-            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && ready(&stdout) {
-                self.start_master();
-                return;
+            // Each attempt opens exactly one connection, the master; the probe runs through it.
+            match self.start_master() {
+                Ok(()) => {
+                    let out = self.ssh("cat /proc/sys/kernel/random/boot_id");
+                    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    if out.status.success() && ready(&stdout) {
+                        return;
+                    }
+                    self.stop_master();
+                    last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                }
+                Err(e) => last = e,
             }
-            last = String::from_utf8_lossy(&out.stderr).trim().to_string();
             // At most 5 new connections per 30 s: `ufw limit` drops the 6th, and every dropped
             // attempt restarts its window, so faster polling would lock the harness out for good.
             sleep(Duration::from_secs(6));
@@ -444,8 +450,9 @@ impl Vm {
 
     /// Opens a background master connection for the current login (stdio detached, so no
     /// `output()` waits on it); it ends with the guest or with [`Vm::stop_master`].
-    fn start_master(&self) {
-        let _ = self
+    fn start_master(&self) -> Result<(), String> {
+        // stdio must not be a pipe: the backgrounded master would hold it open.
+        let status = self
             .ssh_base("ssh")
             .args([
                 "-o",
@@ -459,7 +466,13 @@ impl Vm {
             .arg(self.destination())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("ssh master connection failed ({status})"))
+        }
     }
 
     /// Closes the master connection (before a reboot, so no command waits on a dead one).
