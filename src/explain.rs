@@ -101,14 +101,24 @@ fn options(out: &mut String, root: &Value, schema: &Value, prefix: &str, default
             .or_else(|| nested.get("description"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let _ = writeln!(
-            out,
-            "  {path}  ({}; default: {})",
-            type_name(root, property),
-            describe(default)
-        );
+        let required = target
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|names| names.iter().any(|n| n == name.as_str()));
+        let default = if required && default.is_null() {
+            "required, no default".to_string()
+        } else {
+            format!("default: {}", describe(default))
+        };
+        let _ = writeln!(out, "  {path}  ({}; {default})", type_name(root, property));
         for line in doc.lines() {
             let _ = writeln!(out, "      {line}");
+        }
+        // The fields of each entry of a list of objects (`user.users[].name`).
+        if let Some(item) = property.get("items").map(|items| resolve(root, items))
+            && item.get("properties").is_some()
+        {
+            options(out, root, item, &format!("{path}[]"), &Value::Null);
         }
     }
 }

@@ -490,6 +490,16 @@ fn render_list_plan_validate_explain_schema() {
     );
     assert!(explain.contains("swap.file"), "{explain}");
 
+    // Fields of list entries are explained too.
+    let explain = ok(&dir, &["explain", "user"]);
+    assert!(
+        explain.contains("  user.users[].name  (string; required, no default)"),
+        "{explain}"
+    );
+    assert!(
+        explain.contains("  user.users[].sudo  (nopasswd | password | none; default: nopasswd)")
+    );
+
     let schema: Value = serde_json::from_str(&ok(&dir, &["schema"])).unwrap();
     assert_eq!(schema["title"], "Config");
 }
