@@ -15,8 +15,8 @@ Errors are coloured on a terminal unless NO_COLOR is set.
 
 Examples:
   phanes init --profile minimal && phanes validate
-  phanes render --profile web > setup.sh
-  phanes render --profile web --out out/web
+  phanes render --profile minimal > setup.sh
+  phanes render --profile minimal --out out/web
   phanes render --format cloud-init --provider hetzner > user-data.yaml
   phanes plan --profile minimal --set baseline.hostname=web1";
 

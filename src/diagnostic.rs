@@ -12,6 +12,7 @@ pub struct Diagnostic {
     pub position: Option<(usize, usize)>,
     /// Dotted key path such as `user.users[0].name`; empty for the document root.
     pub path: String,
+    /// What is wrong, and what was expected.
     pub message: String,
     /// "did you mean" and similar hints.
     pub help: Option<String>,
@@ -20,6 +21,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A diagnostic with only an origin and a message; the builders below add the rest.
     pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
         Diagnostic {
             origin: origin.into(),
@@ -89,6 +91,7 @@ impl Diagnostic {
         self
     }
 
+    /// Adds a hint such as "did you mean ...?".
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -146,7 +149,7 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
-/// Several diagnostics reported together.
+/// Several diagnostics reported together; `phanes` prints each with its own `error:` line.
 #[derive(Debug)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
