@@ -18,7 +18,12 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 
 /// The configured packages plus what the steps themselves use (locale-gen, zoneinfo).
 fn packages(config: &Config) -> Vec<String> {
-    let mut list: Vec<String> = config.baseline.packages.iter().map(|p| p.to_string()).collect();
+    let mut list: Vec<String> = config
+        .baseline
+        .packages
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     for needed in ["locales", "tzdata"] {
         if !list.iter().any(|p| p == needed) {
             list.push(needed.to_string());
