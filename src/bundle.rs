@@ -8,11 +8,33 @@ use minijinja::context;
 
 include!(concat!(env!("OUT_DIR"), "/runtime_files.rs"));
 
-/// The bash runtime every bundle starts with.
-pub fn runtime() -> String {
+/// Marks a runtime file that only bundles calling one of its functions carry (user-data size
+/// limits are tight: the minimal profile must fit Hetzner's 32 KiB).
+const OPTIONAL: &str = "\n# optional:";
+
+/// The public functions (`name() {` at the start of a line, not `_internal`) a runtime file defines.
+fn defined_functions(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter_map(|line| {
+        let name = line.strip_suffix("() {")?;
+        let public = !name.starts_with('_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        public.then_some(name)
+    })
+}
+
+/// The bash runtime a bundle starts with: every file, except optional ones whose functions
+/// none of `sections` calls.
+pub fn runtime(sections: &[Section]) -> String {
     RUNTIME_FILES
         .iter()
         .map(|(_, text)| *text)
+        .filter(|text| {
+            !text.contains(OPTIONAL)
+                || defined_functions(text)
+                    .any(|name| sections.iter().any(|s| s.text.contains(name)))
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -34,6 +56,7 @@ pub fn sections(c: &Compilation) -> Result<Vec<Section>> {
                 module => module.name,
                 settings => render::value(&all_settings[module.name]),
                 packages => (module.packages)(&c.config),
+                module_ports => crate::modules::all_ports(&c.modules, &c.config),
                 config => render::value(&all_settings),
             };
             let text = render::render(&c.env, &render::module_template_id(module.name), ctx)?;
@@ -54,7 +77,7 @@ pub fn setup_sh(c: &Compilation, sections: &[Section]) -> Result<String> {
         modules => c.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
         config_sha256 => &c.config_sha256,
         packages => crate::modules::all_packages(&c.modules, &c.config),
-        runtime => runtime(),
+        runtime => runtime(sections),
         sections => sections.iter().map(|s| context! { name => s.module, text => &s.text }).collect::<Vec<_>>(),
     };
     render::render(&c.env, "targets/setup.sh", ctx)

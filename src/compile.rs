@@ -65,6 +65,7 @@ pub fn compile(request: &Request) -> Result<Compilation> {
     let mut wanted = profile.modules.clone();
     wanted.extend(request.modules.iter().cloned());
     let modules = modules::resolve(&wanted, &request.skip_modules)?;
+    modules::check_ports(&modules, &config)?;
     let canonical =
         serde_norway::to_string(&effective).context("serializing the effective config")?;
     let config_sha256 = hex(&Sha256::digest(canonical.as_bytes()));

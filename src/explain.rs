@@ -88,7 +88,12 @@ fn options(out: &mut String, root: &Value, schema: &Value, prefix: &str, default
         .unwrap_or(&empty);
     for (name, property) in properties {
         let path = format!("{prefix}.{name}");
-        let default = property.get("default").unwrap_or(&defaults[name.as_str()]);
+        // The section's own defaults first: a shared type (a vendor repository) has different
+        // defaults in each module that embeds it.
+        let default = defaults
+            .get(name.as_str())
+            .or_else(|| property.get("default"))
+            .unwrap_or(&Value::Null);
         let nested = resolve(root, property);
         if nested.get("properties").is_some()
             && nested.get("type") == Some(&Value::String("object".into()))
@@ -164,6 +169,7 @@ pub fn explain(module: &ModuleSpec) -> anyhow::Result<String> {
         module => module.name,
         settings => render::value(&defaults[module.name]),
         packages => (module.packages)(&Config::default()),
+        module_ports => Vec::<String>::new(),
         config => render::value(&defaults),
     };
     let section = render::render(&env, &render::module_template_id(module.name), ctx)?;
@@ -307,6 +313,10 @@ fn example(property: &Value) -> Option<Value> {
         "IpNetwork" => "203.0.113.7",
         "FirewallRule" => "443/tcp",
         "OriginPattern" => "origin=Docker",
+        "HttpUrl" => "https://mirror.example.com/repository",
+        "KeyFingerprint" => "0123456789ABCDEF0123456789ABCDEF01234567",
+        "Password" => "replace-with-a-long-random-password",
+        "Domain" => "example.com",
         _ => return None,
     };
     Some(Value::String(text.into()))

@@ -20,6 +20,7 @@ pub struct Config {
     pub security: modules::security::Settings,
     pub swap: modules::swap::Settings,
     pub updates: modules::updates::Settings,
+    pub docker: modules::docker::Settings,
 }
 
 /// A YAML document holding (part of) a config, and where it came from.

@@ -177,6 +177,101 @@ impl SshPublicKey {
     }
 }
 
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    let Some(rest) = rest else { return false };
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    s.len() <= 512
+        && !host.is_empty()
+        && (host.split('.').all(is_dns_label) || host.parse::<std::net::Ipv4Addr>().is_ok())
+        && all_chars(rest, |c| {
+            c.is_ascii_alphanumeric() || "-._~/:%+=@".contains(c)
+        })
+        && !rest.split('/').any(|part| part == "..")
+}
+
+validated_string!(
+    /// An http:// or https:// URL without spaces, quotes or shell metacharacters.
+    HttpUrl,
+    "an http:// or https:// URL like https://mirror.example.com/docker/linux/debian (letters, digits and -._~/:%+=@ only)",
+    is_http_url
+);
+
+validated_string!(
+    /// A DNS name a web server answers to: a host name, or `*.` and a host name.
+    Domain,
+    "a domain like example.com, app.example.com or *.example.com",
+    |s| {
+        let name = s.strip_prefix("*.").unwrap_or(s);
+        s.len() <= 253 && name.split('.').all(is_dns_label)
+    }
+);
+
+validated_string!(
+    /// A password given in the config: printable ASCII without spaces, quotes, backslashes,
+    /// `$` or backticks, 12 to 128 characters. It ends up in the cloud provider's user-data,
+    /// which the metadata service serves to anything on the server: prefer generated ones.
+    Password,
+    "a password of 12 to 128 characters: letters, digits and !#%*+,-./:=?@^_~ (no spaces, quotes, backslashes, $ or backticks)",
+    |s| (12..=128).contains(&s.len())
+        && all_chars(s, |c| c.is_ascii_alphanumeric() || "!#%*+,-./:=?@^_~".contains(c))
+);
+
+validated_string!(
+    /// A PostgreSQL role or database name phanes creates: lowercase, so it never needs quoting to
+    /// be found again, and never a system name.
+    PgIdentifier,
+    "a lowercase name of letters, digits and '_', starting with a letter or '_', at most 63 characters, not postgres, template0/1 or pg_*",
+    |s| s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && all_chars(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with("pg_")
+        && !["postgres", "template0", "template1", "public", "all", "replication", "sameuser", "samerole"].contains(&s)
+);
+
+/// The fingerprint of an OpenPGP key: 40 hex digits (spaces allowed when written), stored in
+/// upper case without spaces, as `gpg --with-colons` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+pub struct KeyFingerprint(String);
+
+impl KeyFingerprint {
+    pub const EXPECTED: &'static str = "a full OpenPGP key fingerprint: 40 hex digits, spaces allowed (like 9DC8 5822 9FC7 DD38 854A  E2D8 8D81 803C 0EBF CD88)";
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for KeyFingerprint {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let compact: String = s.chars().filter(|c| *c != ' ').collect();
+        if compact.len() == 40 && compact.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(KeyFingerprint(compact.to_ascii_uppercase()))
+        } else {
+            Err(format!(
+                "invalid key fingerprint {s:?}: expected {}",
+                KeyFingerprint::EXPECTED
+            ))
+        }
+    }
+}
+
+impl From<KeyFingerprint> for String {
+    fn from(value: KeyFingerprint) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for KeyFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A size in bytes, written as `512M`, `2G`, `1.5G` or a plain number of bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "SizeInput", into = "String")]
@@ -312,6 +407,11 @@ mod tests {
             assert!(!accepts::<Locale>(bad), "{bad:?}");
             assert!(!accepts::<PackageName>(bad), "{bad:?}");
             assert!(!accepts::<AbsolutePath>(bad), "{bad:?}");
+            assert!(!accepts::<HttpUrl>(bad), "{bad:?}");
+            assert!(!accepts::<Domain>(bad), "{bad:?}");
+            assert!(!accepts::<Password>(bad), "{bad:?}");
+            assert!(!accepts::<PgIdentifier>(bad), "{bad:?}");
+            assert!(!accepts::<KeyFingerprint>(bad), "{bad:?}");
         }
     }
 
@@ -325,6 +425,29 @@ mod tests {
         assert!(accepts::<PackageName>("g++"));
         assert!(accepts::<AbsolutePath>("/bin/bash"));
         assert!(!accepts::<AbsolutePath>("/bin/../etc"));
+        assert!(accepts::<HttpUrl>(
+            "https://download.docker.com/linux/debian"
+        ));
+        assert!(accepts::<HttpUrl>("http://10.0.2.2:8080/repo/"));
+        assert!(!accepts::<HttpUrl>("ftp://example.com/x"));
+        assert!(!accepts::<HttpUrl>("https://example.com/a b"));
+        assert!(!accepts::<HttpUrl>("https://example.com/$(id)"));
+        assert!(!accepts::<HttpUrl>("https:///x"));
+        assert!(accepts::<Domain>("*.example.com"));
+        assert!(!accepts::<Domain>("a.*.example.com"));
+        assert!(accepts::<Password>("correct-horse-battery"));
+        assert!(!accepts::<Password>("short"));
+        assert!(!accepts::<Password>("with'quote-long-enough"));
+        assert!(accepts::<PgIdentifier>("app_1"));
+        for bad in ["App", "1app", "postgres", "pg_read", "a-b", "a\"b"] {
+            assert!(!accepts::<PgIdentifier>(bad), "{bad:?}");
+        }
+        let fpr = KeyFingerprint::try_from(
+            "9dc8 5822 9FC7 DD38 854A  E2D8 8D81 803C 0EBF CD88".to_string(),
+        )
+        .unwrap();
+        assert_eq!(fpr.as_str(), "9DC858229FC7DD38854AE2D88D81803C0EBFCD88");
+        assert!(!accepts::<KeyFingerprint>("0EBFCD88"));
     }
 
     #[test]

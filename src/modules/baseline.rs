@@ -14,6 +14,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     template: include_str!("../../templates/modules/baseline.sh.j2"),
     validate,
     packages,
+    ports: super::no_ports,
 };
 
 /// The configured packages plus what the steps themselves use (locale-gen, zoneinfo).

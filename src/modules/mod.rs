@@ -2,14 +2,18 @@
 //! ordered, conflict-free selection.
 
 pub mod baseline;
+pub mod docker;
 pub mod security;
 pub mod swap;
 pub mod updates;
 pub mod user;
+pub mod vendor;
+pub mod web;
 
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use anyhow::{Result, bail};
+use security::FirewallRule;
 
 /// What the compiler knows about a module. The settings type lives in the module's own file and
 /// is a field of [`Config`]; the steps live in its template.
@@ -29,6 +33,72 @@ pub struct ModuleSpec {
     /// union of all modules' packages in one apt run before the first module; each module's
     /// template gets its own list as `packages` for its own check.
     pub packages: fn(&Config) -> Vec<String>,
+    /// Inbound ports the module serves to the world with these settings. The security module
+    /// opens them in the firewall (when it manages one), and two modules in one profile may not
+    /// claim the same one.
+    pub ports: fn(&Config) -> Vec<OpenPort>,
+}
+
+/// An inbound port a module listens on, and the config key that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPort {
+    pub key: &'static str,
+    pub rule: FirewallRule,
+}
+
+impl OpenPort {
+    /// `port/proto` set by config key `key`.
+    pub fn new(key: &'static str, port: i64, proto: &str) -> Self {
+        OpenPort {
+            key,
+            rule: FirewallRule::try_from(format!("{port}/{proto}")).expect("ports are in range"),
+        }
+    }
+}
+
+/// For modules that open no port.
+pub fn no_ports(_: &Config) -> Vec<OpenPort> {
+    Vec::new()
+}
+
+/// The firewall rules the selected modules need, in module order, each once.
+pub fn all_ports(modules: &[&ModuleSpec], config: &Config) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for port in modules.iter().flat_map(|m| (m.ports)(config)) {
+        let rule = port.rule.to_string();
+        if !all.contains(&rule) {
+            all.push(rule);
+        }
+    }
+    all
+}
+
+/// Fails when two selected modules claim the same port, or one claims the SSH port.
+pub fn check_ports(modules: &[&ModuleSpec], config: &Config) -> Result<()> {
+    let mut claimed: Vec<(&str, OpenPort)> = Vec::new();
+    let ssh = config.security.ssh.port.0;
+    for module in modules {
+        for port in (module.ports)(config) {
+            if modules.iter().any(|m| m.name == "security") && port.rule.covers_tcp(ssh) {
+                bail!(
+                    "{} ({}) is the SSH port (security.ssh.port): move one of them",
+                    port.key,
+                    port.rule
+                );
+            }
+            if let Some((other, first)) = claimed.iter().find(|(_, p)| p.rule == port.rule) {
+                bail!(
+                    "modules {other:?} and {:?} both listen on {}: set {} or {} to another port",
+                    module.name,
+                    port.rule,
+                    first.key,
+                    port.key
+                );
+            }
+            claimed.push((module.name, port));
+        }
+    }
+    Ok(())
 }
 
 /// For modules that install nothing from the distribution.
@@ -55,6 +125,7 @@ pub const ALL: &[&ModuleSpec] = &[
     &security::MODULE,
     &swap::MODULE,
     &updates::MODULE,
+    &docker::MODULE,
 ];
 
 /// Looks a module up by name.

@@ -19,6 +19,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     template: include_str!("../../templates/modules/security.sh.j2"),
     validate,
     packages,
+    ports: super::no_ports,
 };
 
 /// sshd and `ss` always; UFW and fail2ban (with journal support) when phanes manages them.

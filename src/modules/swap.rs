@@ -14,6 +14,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     template: include_str!("../../templates/modules/swap.sh.j2"),
     validate,
     packages: super::no_packages,
+    ports: super::no_ports,
 };
 
 /// Settings of the `swap` section.

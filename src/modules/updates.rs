@@ -16,6 +16,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     template: include_str!("../../templates/modules/updates.sh.j2"),
     validate,
     packages: |_| vec!["unattended-upgrades".to_string()],
+    ports: super::no_ports,
 };
 
 /// Settings of the `updates` section.

@@ -15,6 +15,7 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     template: include_str!("../../templates/modules/user.sh.j2"),
     validate,
     packages: super::no_packages,
+    ports: super::no_ports,
 };
 
 /// Settings of the `user` section.

@@ -1,0 +1,488 @@
+//! The service modules (docker, monitoring, nginx, caddy, postgres, redis) and the vendor
+//! repository helper: bundles for several option combinations pass bash -n and shellcheck,
+//! hostile or invalid values are rejected with their key path, and the pure bash helpers
+//! (firewall rule generation, managed blocks, SQL quoting, config merging) give the right
+//! answers. Nothing here runs a bundle: only helper blocks are sourced, and the vendor
+//! repository helper writes into a temp dir.
+
+mod common;
+
+use common::{phanes, temp_dir};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I deploy@laptop";
+
+/// A config with a sudo user `deploy` (with a key) and `app`, then `rest`.
+fn config_with(rest: &str) -> String {
+    format!(
+        "user:\n  users:\n    - name: deploy\n      ssh_keys:\n        - {KEY}\n    - name: app\n{rest}"
+    )
+}
+
+/// Renders setup.sh of the minimal profile plus `modules`, with `config` and `sets`.
+fn render(modules: &[&str], config: &str, sets: &[&str]) -> Output {
+    let dir = temp_dir("services");
+    let path = dir.join("phanes.yaml");
+    fs::write(&path, config).unwrap();
+    let mut command = phanes();
+    command.args([
+        "render",
+        "--profile",
+        "minimal",
+        "--format",
+        "shell",
+        "--config",
+    ]);
+    command.arg(&path);
+    for module in modules {
+        command.args(["--modules", module]);
+    }
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let out = command.output().unwrap();
+    fs::remove_dir_all(dir).unwrap();
+    out
+}
+
+fn render_ok(modules: &[&str], config: &str, sets: &[&str]) -> String {
+    let out = render(modules, config, sets);
+    assert!(
+        out.status.success(),
+        "render {modules:?} {sets:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn render_err(modules: &[&str], config: &str, sets: &[&str]) -> String {
+    let out = render(modules, config, sets);
+    assert!(
+        !out.status.success(),
+        "render {modules:?} {config} {sets:?} should fail"
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn lint(script: &str, name: &str) {
+    let dir = temp_dir(name);
+    let path = dir.join("setup.sh");
+    fs::write(&path, script).unwrap();
+    for (program, args) in [("bash", vec!["-n"]), ("shellcheck", vec!["-s", "bash"])] {
+        let out = Command::new(program)
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is missing ({e}): apt-get install {program}"));
+        assert!(
+            out.status.success(),
+            "{program} {name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// One render case: modules, config (after the users), --set values, texts the bundle has,
+/// texts it must not have.
+struct Case<'a> {
+    name: &'a str,
+    modules: &'a [&'a str],
+    yaml: &'a str,
+    sets: &'a [&'a str],
+    has: &'a [&'a str],
+    lacks: &'a [&'a str],
+}
+
+fn check_cases(cases: &[Case]) {
+    for case in cases {
+        let script = render_ok(case.modules, &config_with(case.yaml), case.sets);
+        lint(&script, case.name);
+        for want in case.has {
+            assert!(script.contains(want), "{}: missing {want:?}", case.name);
+        }
+        for gone in case.lacks {
+            assert!(!script.contains(gone), "{}: has {gone:?}", case.name);
+        }
+    }
+}
+
+/// An error case: modules, config (after the users), --set values, texts the error has.
+type ErrorCase<'a> = (&'a [&'a str], &'a str, &'a [&'a str], &'a [&'a str]);
+
+/// Renders `yaml` (after the users) and checks every wanted text is in the error.
+fn check_errors(cases: &[ErrorCase]) {
+    for (modules, yaml, sets, wanted) in cases {
+        let err = render_err(modules, &config_with(yaml), sets);
+        for want in *wanted {
+            assert!(
+                err.contains(want),
+                "{yaml}{sets:?}: missing {want:?} in\n{err}"
+            );
+        }
+    }
+}
+
+/// The text between `# >>> MODULE: values and pure helpers` and its end marker.
+fn helpers(script: &str, module: &str) -> String {
+    let start = script
+        .find(&format!("# >>> {module}: values and pure helpers"))
+        .unwrap_or_else(|| panic!("{module} helper block start"));
+    let end = script
+        .find(&format!("# <<< {module}: values and pure helpers"))
+        .unwrap_or_else(|| panic!("{module} helper block end"));
+    script[start..end].to_string()
+}
+
+/// The runtime files a helper test needs, read from the templates.
+fn runtime(files: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/runtime");
+    files
+        .iter()
+        .map(|f| fs::read_to_string(dir.join(f)).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs `body` in bash after sourcing `code`; returns stdout (stderr on failure).
+fn run_bash(code: &str, body: &str, dir: &Path) -> String {
+    let path = dir.join("helpers.sh");
+    fs::write(&path, code).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\nsource {}\n{body}",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helper test failed:\n{body}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+// ---------------------------------------------------------------- docker
+
+#[test]
+fn docker_renders_for_each_source_and_option() {
+    check_cases(&[
+        Case {
+            name: "docker-vendor",
+            modules: &["docker"],
+            yaml: "",
+            sets: &[],
+            has: &[
+                "phanes_step docker.conflicts",
+                "phanes_step docker.repository",
+                "DOCKER_REPO_KEY_FPR='9DC858229FC7DD38854AE2D88D81803C0EBFCD88'",
+                "DOCKER_ENGINE_PACKAGES=(docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin)",
+                "\"max-size\": \"10m\"",
+                "\"max-file\": \"3\"",
+                "DOCKER_UFW_INTEGRATION=true",
+                "'Packages installed: ca-certificates, curl, gpg'",
+            ],
+            lacks: &["phanes_step docker.compose", "phanes_step docker.group"],
+        },
+        Case {
+            name: "docker-distro",
+            modules: &["docker"],
+            yaml: "docker:\n  source: distro\n  users: [deploy, app]\n  ufw_integration: false\n",
+            sets: &[],
+            has: &[
+                "phanes_step docker.compose",
+                "docker-compose-v2 docker-compose",
+                "'Packages installed: docker.io'",
+                "DOCKER_USERS=('deploy' 'app')",
+                "'In group docker: deploy, app'",
+                "DOCKER_UFW_INTEGRATION=false",
+            ],
+            lacks: &[
+                "phanes_step docker.repository",
+                "DOCKER_REPO_URL",
+                "docker.conflicts",
+            ],
+        },
+        Case {
+            name: "docker-mirror-daemon",
+            modules: &["docker"],
+            yaml: "docker:\n  repository:\n    url: http://10.0.2.2:8080/docker\n    key_url: http://10.0.2.2:8080/key.asc\n    key_fingerprint: null\n  log_max_size: 50m\n  log_max_file: 5\n  daemon:\n    live-restore: true\n    dns: [1.1.1.1, 9.9.9.9]\n    default-address-pools:\n      - {base: 10.201.0.0/16, size: 24}\n  allow_published: [80/tcp, 443]\n",
+            sets: &[],
+            has: &[
+                "DOCKER_REPO_URL='http://10.0.2.2:8080/docker'",
+                "DOCKER_REPO_KEY_URL='http://10.0.2.2:8080/key.asc'",
+                "DOCKER_REPO_KEY_FPR=''",
+                "  \"default-address-pools\": [{\"base\": \"10.201.0.0/16\", \"size\": 24}],\n  \"dns\": [\"1.1.1.1\", \"9.9.9.9\"],\n  \"live-restore\": true\n}\n'",
+                "\"max-size\": \"50m\"",
+                "DOCKER_UFW_ALLOW=('80/tcp' '443')",
+            ],
+            lacks: &[],
+        },
+    ]);
+}
+
+#[test]
+fn docker_rejects_hostile_and_invalid_values() {
+    check_errors(&[
+        (
+            &["docker"],
+            "docker:\n  users: [ghost]\n",
+            &[],
+            &["docker.users[0]: ghost is not in user.users"],
+        ),
+        (
+            &["docker"],
+            "docker:\n  daemon:\n    iptables: false\n",
+            &[],
+            &["docker.daemon.iptables: daemon.json key iptables cannot be set"],
+        ),
+        (
+            &["docker"],
+            "docker:\n  daemon:\n    log-driver: local\n",
+            &[],
+            &["docker.daemon.log-driver"],
+        ),
+        (
+            &["docker"],
+            "docker:\n  daemon:\n    data-root: \"/srv/$(reboot)\"\n",
+            &[],
+            &["docker.daemon", "may hold only letters"],
+        ),
+        (
+            &["docker"],
+            "docker:\n  daemon:\n    Bad_Key: 1\n",
+            &[],
+            &["invalid daemon.json key \"Bad_Key\""],
+        ),
+        (
+            &[],
+            "",
+            &["docker.log_max_size=10M;id"],
+            &["docker.log_max_size: invalid log size"],
+        ),
+        (
+            &[],
+            "",
+            &["docker.repository.url=https://x.example/$(id)"],
+            &["docker.repository.url: invalid value"],
+        ),
+        (
+            &[],
+            "",
+            &["docker.repository.key_fingerprint=ABCD"],
+            &["docker.repository.key_fingerprint: invalid key fingerprint"],
+        ),
+        (
+            &[],
+            "",
+            &["docker.allow_published=[80/icmp]"],
+            &["docker.allow_published"],
+        ),
+        (&[], "", &["docker.source=snap"], &["docker.source"]),
+    ]);
+}
+
+#[test]
+fn docker_ufw_block_filters_published_ports_and_merges_into_after_rules() {
+    let script = render_ok(
+        &["docker"],
+        &config_with("docker:\n  allow_published: [80/tcp, 443, \"6000:6007/udp\"]\n"),
+        &[],
+    );
+    let code = format!(
+        "{}\n{}",
+        runtime(&["45-blocks.sh"]),
+        helpers(&script, "docker")
+    );
+    let dir = temp_dir("docker-ufw");
+    let after = "# ufw after.rules\n*filter\n:ufw-after-input - [0:0]\nCOMMIT\n";
+    fs::write(dir.join("after.rules"), after).unwrap();
+    let out = run_bash(
+        &code,
+        &format!(
+            "docker_ufw_block\n\
+             echo '[merged]'\n\
+             once=$(docker_after_rules_wanted \"$(<{d}/after.rules)\"; echo x); once=${{once%x}}\n\
+             twice=$(docker_after_rules_wanted \"$once\"; echo x); twice=${{twice%x}}\n\
+             [[ $once == \"$twice\" ]] && echo idempotent\n\
+             grep -c '^# BEGIN phanes docker$' <<<\"$once\"\n\
+             head -n4 <<<\"$once\"\n\
+             echo '[off]'\n\
+             DOCKER_UFW_INTEGRATION=false\n\
+             off=$(docker_after_rules_wanted \"$once\"; echo x); off=${{off%x}}\n\
+             grep -c 'DOCKER-USER' <<<\"$off\" || true\n",
+            d = dir.display()
+        ),
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "*filter\n\
+         :ufw-user-forward - [0:0]\n\
+         :ufw-docker-logging-deny - [0:0]\n\
+         :DOCKER-USER - [0:0]\n\
+         -A DOCKER-USER -j ufw-user-forward\n\
+         -A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
+         -A DOCKER-USER -s 10.0.0.0/8 -j RETURN\n\
+         -A DOCKER-USER -s 172.16.0.0/12 -j RETURN\n\
+         -A DOCKER-USER -s 192.168.0.0/16 -j RETURN\n\
+         -A DOCKER-USER -p tcp -m tcp --dport 80 -j RETURN\n\
+         -A DOCKER-USER -p tcp -m tcp --dport 443 -j RETURN\n\
+         -A DOCKER-USER -p udp -m udp --dport 443 -j RETURN\n\
+         -A DOCKER-USER -p udp -m udp --dport 6000:6007 -j RETURN\n\
+         -A DOCKER-USER -d 10.0.0.0/8 -j ufw-docker-logging-deny\n\
+         -A DOCKER-USER -d 172.16.0.0/12 -j ufw-docker-logging-deny\n\
+         -A DOCKER-USER -d 192.168.0.0/16 -j ufw-docker-logging-deny\n\
+         -A DOCKER-USER -j RETURN\n\
+         -A ufw-docker-logging-deny -m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix \"[UFW DOCKER BLOCK] \"\n\
+         -A ufw-docker-logging-deny -j DROP\n\
+         COMMIT\n\
+         [merged]\nidempotent\n1\n\
+         # ufw after.rules\n*filter\n:ufw-after-input - [0:0]\nCOMMIT\n\
+         [off]\n0\n"
+    );
+    // Where iptables-restore can parse rules here, the merged file is what ufw would load.
+    let parses = Command::new("iptables-restore")
+        .args(["--test", "--noflush", "/dev/null"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if parses {
+        let merged = run_bash(
+            &code,
+            &format!(
+                "docker_after_rules_wanted \"$(<{}/after.rules)\"",
+                dir.display()
+            ),
+            &dir,
+        );
+        fs::write(dir.join("merged.rules"), merged).unwrap();
+        let out = Command::new("iptables-restore")
+            .args(["--test", "--noflush"])
+            .arg(dir.join("merged.rules"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+// ---------------------------------------------------------------- vendor repositories
+
+/// The vendor repository helper against keys made here with gpg, fetched from file:// URLs into
+/// a temp dir: deb822 source, armored key, fingerprint pinning, a binary key armored, a wrong
+/// key refused without changing anything, and a new key URL noticed by the check.
+#[test]
+fn vendor_repository_helper_sets_up_key_and_source_and_refuses_a_wrong_key() {
+    if Command::new("gpg").arg("--version").output().is_err() {
+        eprintln!("skipped: gpg is not installed");
+        return;
+    }
+    let dir = temp_dir("vendor-repo");
+    let d = dir.display();
+    let code = runtime(&[
+        "10-core.sh",
+        "40-files.sh",
+        "45-blocks.sh",
+        "50-apt.sh",
+        "55-vendor-repo.sh",
+    ]);
+    // Two throwaway signing keys, exported armored and binary.
+    let keys = run_bash(
+        "",
+        &format!(
+            "export GNUPGHOME={d}/gnupg; mkdir -m 0700 $GNUPGHOME\n\
+             for k in good other; do\n\
+               gpg --batch --quiet --passphrase '' --quick-gen-key \"$k <$k@example.com>\" ed25519 sign never 2>/dev/null\n\
+               gpg --batch --armor --export \"$k@example.com\" >{d}/$k.asc\n\
+               gpg --batch --export \"$k@example.com\" >{d}/$k.bin\n\
+               gpg --batch --with-colons --fingerprint \"$k@example.com\" | awk -F: '$1 == \"fpr\" {{ print $10; exit }}'\n\
+             done\n\
+             gpgconf --kill all 2>/dev/null || true\n"
+        ),
+        &dir,
+    );
+    let fprs: Vec<&str> = keys.lines().collect();
+    assert_eq!(fprs.len(), 2, "{keys}");
+    let (good, other) = (fprs[0], fprs[1]);
+    let owner = if run_bash("", "id -u", &dir).trim() == "0" {
+        "root:root"
+    } else {
+        ""
+    };
+    let env = format!(
+        "PHANES_APT_KEYRINGS_DIR={d}/keyrings PHANES_APT_SOURCES_DIR={d}/sources PHANES_ARCH=amd64\n\
+         PHANES_RUN_DIR={d}/run; mkdir -p $PHANES_RUN_DIR {d}/sources; : >$PHANES_RUN_DIR/apt-updated\n\
+         repo() {{ phanes_vendor_repo_\"$1\" acme https://repo.example.com/debian bookworm stable \"$2\" \"$3\" 2>/dev/null; }}\n"
+    );
+    // The source text, whatever the owner.
+    let out = run_bash(
+        &code,
+        &format!(
+            "{env}phanes_vendor_sources acme https://repo.example.com/debian bookworm stable arm64 https://repo.example.com/key.asc {good}\n\
+             phanes_vendor_sources flat https://repo.example.com/flat/ 'bookworm/' '' amd64 https://repo.example.com/key.asc ''\n\
+             phanes_vendor_key_fingerprints {d}/good.asc\n\
+             phanes_vendor_key_fingerprints {d}/good.bin\n\
+             phanes_vendor_key_fingerprints {d}/run || echo not-a-key\n"
+        ),
+        &dir,
+    );
+    let k = dir.join("keyrings").display().to_string();
+    assert_eq!(
+        out,
+        format!(
+            "# Managed by phanes: edits here are replaced on the next run.\n\
+             # Signing key: https://repo.example.com/key.asc (fingerprint {good})\n\
+             Types: deb\nURIs: https://repo.example.com/debian\nSuites: bookworm\nComponents: stable\n\
+             Architectures: arm64\nSigned-By: {k}/acme.asc\n\
+             # Managed by phanes: edits here are replaced on the next run.\n\
+             # Signing key: https://repo.example.com/key.asc (fingerprint not pinned)\n\
+             Types: deb\nURIs: https://repo.example.com/flat/\nSuites: bookworm/\n\
+             Architectures: amd64\nSigned-By: {k}/flat.asc\n\
+             {good}\n{good}\nnot-a-key\n"
+        )
+    );
+    if owner.is_empty() {
+        eprintln!("skipped the apply half: files are written root:root, and this is not root");
+        fs::remove_dir_all(dir).unwrap();
+        return;
+    }
+    let out = run_bash(
+        &code,
+        &format!(
+            "{env}set +e\n\
+             echo legacy >{d}/sources/acme.list\n\
+             repo check file://{d}/good.asc {good} || echo check-fails-first\n\
+             repo apply file://{d}/other.asc {good}; echo \"wrong key: $?\"\n\
+             ls {d}/keyrings {d}/sources | grep -c acme\n\
+             repo apply file://{d}/good.bin {good}; echo \"binary key: $?\"\n\
+             head -n1 {d}/keyrings/acme.asc\n\
+             [[ -e {d}/sources/acme.list ]] || echo legacy-list-removed\n\
+             [[ -e $PHANES_RUN_DIR/apt-updated ]] || echo apt-update-due\n\
+             repo check file://{d}/good.bin {good} && echo converged\n\
+             repo check file://{d}/good.asc {good} || echo new-key-url-noticed\n\
+             repo check file://{d}/good.bin {other} || echo other-fingerprint-noticed\n\
+             repo apply file://{d}/nothing-here.asc ''; echo \"no key: $?\"\n\
+             repo apply file://{d}/other.asc ''; repo check file://{d}/other.asc '' && echo unpinned-ok\n\
+             stat -c '%a' {d}/keyrings/acme.asc {d}/sources/acme.sources\n"
+        ),
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "check-fails-first\nwrong key: 1\n1\nbinary key: 0\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\
+         legacy-list-removed\napt-update-due\nconverged\nnew-key-url-noticed\nother-fingerprint-noticed\n\
+         no key: 1\nunpinned-ok\n644\n644\n",
+        "after a wrong key only the legacy list is there (1 entry named acme)"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
