@@ -48,6 +48,13 @@ impl Diagnostic {
         let mut position = location;
         // Errors raised by a value's own validation carry the parent's path but the key's
         // position: complete the path from the source.
+        // In a list entry serde_norway points at the entry, not the field: find the line that
+        // holds the rejected value.
+        if let (Some(source), Some((line, _))) = (source, position)
+            && let Some(found) = rejected_value_line(source, line, &message)
+        {
+            position = Some(found);
+        }
         if let (Some(source), Some((line, column))) = (source, position)
             && let Some(key) = key_at(source, line, column)
             && !message.starts_with("unknown field")
@@ -244,6 +251,41 @@ pub fn render_error(error: &anyhow::Error, color: bool) -> String {
 }
 
 /// The mapping key written at a 1-based position (`key: value`), if there is one.
+/// The (line, column of the key) of the first `key: VALUE` line at or after `line` whose value
+/// is the one an `invalid ... "VALUE"` or `VALUE is out of range` message names.
+fn rejected_value_line(source: &str, line: usize, message: &str) -> Option<(usize, usize)> {
+    let value = match message.split_once(" is out of range") {
+        Some((number, _)) if !number.contains(' ') => number,
+        _ => {
+            let (head, rest) = message.split_once('"')?;
+            if !head.starts_with("invalid ") {
+                return None;
+            }
+            &rest[..rest.find('"')?]
+        }
+    };
+    if value.is_empty() || value.contains('\\') {
+        return None;
+    }
+    source
+        .lines()
+        .enumerate()
+        .skip(line.checked_sub(1)?)
+        .take(100)
+        .find_map(|(i, text)| {
+            let body = text.trim_start();
+            let body = body.strip_prefix("- ").unwrap_or(body);
+            let (_, raw) = body.split_once(':')?;
+            let raw = raw.trim();
+            let unquoted = raw
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .or_else(|| raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+                .unwrap_or(raw);
+            (unquoted == value).then(|| (i + 1, text.len() - body.len() + 1))
+        })
+}
+
 fn key_at(source: &str, line: usize, column: usize) -> Option<&str> {
     let text = source
         .lines()

@@ -21,6 +21,8 @@ pub struct Config {
     pub swap: modules::swap::Settings,
     pub updates: modules::updates::Settings,
     pub docker: modules::docker::Settings,
+    pub nginx: modules::nginx::Settings,
+    pub caddy: modules::caddy::Settings,
 }
 
 /// A YAML document holding (part of) a config, and where it came from.

@@ -231,6 +231,18 @@ validated_string!(
         && !["postgres", "template0", "template1", "public", "all", "replication", "sameuser", "samerole"].contains(&s)
 );
 
+validated_string!(
+    /// An e-mail address of plain shape (for ACME account contact).
+    Email,
+    "an e-mail address like admin@example.com",
+    |s| s.len() <= 254
+        && s.split_once('@').is_some_and(|(local, domain)| {
+            all_chars(local, |c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+                && domain.contains('.')
+                && domain.split('.').all(is_dns_label)
+        })
+);
+
 /// The fingerprint of an OpenPGP key: 40 hex digits (spaces allowed when written), stored in
 /// upper case without spaces, as `gpg --with-colons` prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

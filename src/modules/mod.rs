@@ -2,7 +2,9 @@
 //! ordered, conflict-free selection.
 
 pub mod baseline;
+pub mod caddy;
 pub mod docker;
+pub mod nginx;
 pub mod security;
 pub mod swap;
 pub mod updates;
@@ -126,6 +128,8 @@ pub const ALL: &[&ModuleSpec] = &[
     &swap::MODULE,
     &updates::MODULE,
     &docker::MODULE,
+    &nginx::MODULE,
+    &caddy::MODULE,
 ];
 
 /// Looks a module up by name.
