@@ -317,6 +317,7 @@ fn example(property: &Value) -> Option<Value> {
         "KeyFingerprint" => "0123456789ABCDEF0123456789ABCDEF01234567",
         "Password" => "replace-with-a-long-random-password",
         "Domain" => "example.com",
+        "AbsolutePath" => "/var/www/example",
         _ => return None,
     };
     Some(Value::String(text.into()))
@@ -398,10 +399,11 @@ fn example_entry(out: &mut String, root: &Value, item: &Value, indent: usize) {
         // A list of keys is the point of an account entry: show one.
         let items_example = property
             .get("items")
-            .filter(|items| def_name(items) == Some("SshPublicKey"))
+            .filter(|items| matches!(def_name(items), Some("SshPublicKey" | "Domain")))
             .and_then(example);
         let value = match (default, items_example) {
             (Value::Array(list), Some(sample)) if list.is_empty() => Value::Array(vec![sample]),
+            (Value::Null, Some(sample)) => Value::Array(vec![sample]),
             (Value::Null, _) => example(property).unwrap_or(Value::Null),
             (default, _) => default.clone(),
         };
