@@ -273,16 +273,17 @@ fn rejected_value_line(source: &str, line: usize, message: &str) -> Option<(usiz
         .skip(line.checked_sub(1)?)
         .take(100)
         .find_map(|(i, text)| {
-            let body = text.trim_start();
-            let body = body.strip_prefix("- ").unwrap_or(body);
-            let (_, raw) = body.split_once(':')?;
-            let raw = raw.trim();
-            let unquoted = raw
-                .strip_prefix('"')
-                .and_then(|r| r.strip_suffix('"'))
-                .or_else(|| raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
-                .unwrap_or(raw);
-            (unquoted == value).then(|| (i + 1, text.len() - body.len() + 1))
+            // `key: VALUE`, `key: "VALUE"` or `key: 'VALUE'`, in block or flow style.
+            let at = text.find(value)?;
+            let before = text[..at].trim_end_matches(['"', '\'']).trim_end();
+            let before = before.strip_suffix(':')?;
+            let key_start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .map_or(0, |p| p + 1);
+            let after = &text[at + value.len()..];
+            let after = after.trim_start_matches(['"', '\'']).trim_start();
+            let ends = after.is_empty() || after.starts_with([',', '}', '#']);
+            (key_start < before.len() && ends).then_some((i + 1, key_start + 1))
         })
 }
 

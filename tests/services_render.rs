@@ -708,3 +708,172 @@ fn nginx_drift_sees_every_managed_file() {
     );
     fs::remove_dir_all(dir).unwrap();
 }
+
+// ---------------------------------------------------------------- postgres
+
+const PG: &str = "postgres:\n  version: 17\n  listen_addresses: [localhost, 10.0.0.5]\n  hba:\n    - {database: app, user: app, address: 10.0.0.0/8}\n    - {database: all, user: all, address: \"2001:db8::1\"}\n  roles:\n    - name: app\n    - name: report_ro\n      password: correct-horse-battery\n  databases:\n    - {name: app, owner: app}\n";
+
+#[test]
+fn postgres_renders_roles_databases_and_rules() {
+    check_cases(&[
+        Case {
+            name: "postgres-vendor",
+            modules: &["postgres"],
+            yaml: PG,
+            sets: &[],
+            has: &[
+                "POSTGRES_SERVER_PACKAGE='postgresql-17'",
+                "listen_addresses = '\\''localhost,10.0.0.5'\\''\n",
+                "password_encryption = '\\''scram-sha-256'\\''",
+                "host    app    app    10.0.0.0/8    scram-sha-256\nhost    all    all    2001:db8::1/128    scram-sha-256\n",
+                "\"$PHANES_OS_CODENAME-pgdg\" main",
+                "'https://www.postgresql.org/media/keys/ACCC4CF8.asc' 'B97B0AFCAA1A47F044F244A07FCC7D46ACCC4CF8'",
+                "postgres_role_app__check() { postgres_role_check 'app' ''; }",
+                "postgres_role_report_ro__apply() { postgres_role_apply 'report_ro' 'correct-horse-battery'; }",
+                "phanes_step postgres.database_app 'Database app exists, owned by app'",
+            ],
+            lacks: &[],
+        },
+        Case {
+            name: "postgres-distro-defaults",
+            modules: &["postgres"],
+            yaml: "",
+            sets: &["postgres.source=distro"],
+            has: &[
+                "'Packages installed: postgresql, postgresql-common'",
+                "POSTGRES_VERSION=''",
+                "listen_addresses = '\\''localhost'\\''",
+                "'pg_hba.conf has no phanes rules",
+            ],
+            lacks: &[
+                "postgres.repository",
+                "postgres.role_",
+                "postgres_database_check",
+            ],
+        },
+        Case {
+            name: "postgres-distro-version",
+            modules: &["postgres"],
+            yaml: "",
+            sets: &[
+                "postgres.source=distro",
+                "postgres.version=15",
+                "postgres.port=5433",
+            ],
+            has: &[
+                "'Packages installed: postgresql-15, postgresql-common'",
+                "port = 5433\n",
+            ],
+            lacks: &[],
+        },
+    ]);
+}
+
+#[test]
+fn postgres_rejects_names_and_passwords_that_could_escape() {
+    check_errors(&[
+        (
+            &["postgres"],
+            "postgres:\n  roles:\n    - name: \"app\\\"; DROP TABLE x; --\"\n",
+            &[],
+            &["postgres.roles[0].name: invalid value"],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  roles:\n    - name: Admin\n",
+            &[],
+            &["postgres.roles[0].name: invalid value \"Admin\""],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  roles:\n    - name: postgres\n",
+            &[],
+            &["postgres.roles[0].name: invalid value \"postgres\""],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  roles:\n    - name: app\n      password: \"it's-a-long-password\"\n",
+            &[],
+            &["postgres.roles[0].password: invalid value"],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  roles:\n    - name: app\n      password: short\n",
+            &[],
+            &["postgres.roles[0].password"],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  databases:\n    - {name: app, owner: ghost}\n",
+            &[],
+            &["postgres.databases[0].owner: owner ghost is not in postgres.roles"],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  hba:\n    - {database: all, user: all, address: \"0.0.0.0/0 trust\"}\n",
+            &[],
+            &["postgres.hba[0].address: invalid value"],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  hba:\n    - {database: \"all,replication\", user: all, address: 10.0.0.0/8}\n",
+            &[],
+            &["postgres.hba[0].database: invalid value"],
+        ),
+        (
+            &["postgres"],
+            "",
+            &["postgres.listen_addresses=[\"localhost'; ssl = off; '\"]"],
+            &["postgres.listen_addresses"],
+        ),
+        (
+            &["postgres"],
+            "",
+            &["postgres.listen_addresses=[]"],
+            &["postgres.listen_addresses: listen_addresses is empty"],
+        ),
+        (
+            &["postgres"],
+            "",
+            &["postgres.version=9"],
+            &["postgres.version: 9 is out of range"],
+        ),
+        (
+            &["postgres"],
+            "postgres:\n  roles:\n    - name: app\n    - name: app\n",
+            &[],
+            &["postgres.roles[1].name: role app is listed twice"],
+        ),
+    ]);
+}
+
+/// SQL quoting: whatever a name or password holds, it stays one identifier or one literal.
+#[test]
+fn postgres_sql_quoting_keeps_values_inert() {
+    let script = render_ok(&["postgres"], &config_with(PG), &[]);
+    let dir = temp_dir("postgres-sql");
+    let out = run_bash(
+        &helpers(&script, "postgres"),
+        "postgres_ident 'app'; echo\n\
+         postgres_ident 'a\"b'; echo\n\
+         postgres_literal \"it's\"; echo\n\
+         postgres_literal \"x'; DROP ROLE postgres; --\"; echo\n\
+         postgres_literal 'back\\slash'; echo\n\
+         postgres_role_sql app \"p'w\" ''\n\
+         postgres_role_sql app pw 1\n\
+         a=$(printf '%s' secret | postgres_password_digest app)\n\
+         b=$(printf '%s' secret | postgres_password_digest app)\n\
+         c=$(printf '%s' secret2 | postgres_password_digest app)\n\
+         d=$(printf '%s' secret | postgres_password_digest other)\n\
+         [[ $a == \"$b\" && $a != \"$c\" && $a != \"$d\" && ${#a} == 64 ]] && echo digest-ok\n",
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "\"app\"\n\"a\"\"b\"\n'it''s'\n'x''; DROP ROLE postgres; --'\n'back\\slash'\n\
+         CREATE ROLE \"app\" WITH LOGIN PASSWORD 'p''w';\n\
+         ALTER ROLE \"app\" WITH LOGIN PASSWORD 'pw';\n\
+         digest-ok\n"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}

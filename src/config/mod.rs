@@ -23,6 +23,7 @@ pub struct Config {
     pub docker: modules::docker::Settings,
     pub nginx: modules::nginx::Settings,
     pub caddy: modules::caddy::Settings,
+    pub postgres: modules::postgres::Settings,
 }
 
 /// A YAML document holding (part of) a config, and where it came from.

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod caddy;
 pub mod docker;
 pub mod nginx;
+pub mod postgres;
 pub mod security;
 pub mod swap;
 pub mod updates;
@@ -130,6 +131,7 @@ pub const ALL: &[&ModuleSpec] = &[
     &docker::MODULE,
     &nginx::MODULE,
     &caddy::MODULE,
+    &postgres::MODULE,
 ];
 
 /// Looks a module up by name.
