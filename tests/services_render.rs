@@ -877,3 +877,92 @@ fn postgres_sql_quoting_keeps_values_inert() {
     );
     fs::remove_dir_all(dir).unwrap();
 }
+
+// ---------------------------------------------------------------- redis
+
+#[test]
+fn redis_renders_and_rejects_bad_values() {
+    check_cases(&[
+        Case {
+            name: "redis-defaults",
+            modules: &["redis"],
+            yaml: "",
+            sets: &[],
+            has: &[
+                "bind 127.0.0.1 -::1\nport 6379\nprotected-mode yes\nmaxmemory 0\nmaxmemory-policy noeviction\n",
+                "REDIS_PASSWORD_CONFIGURED=''",
+                "REDISCLI_AUTH=$(redis_password) redis-cli",
+                "generated, in /etc/phanes/secrets/redis-password",
+            ],
+            lacks: &["redis-cli -a", "\nrequirepass "],
+        },
+        Case {
+            name: "redis-options",
+            modules: &["redis"],
+            yaml: "redis:\n  bind: [10.0.0.5]\n  port: 6380\n  password: correct-horse-battery\n  maxmemory: 256M\n  maxmemory_policy: allkeys-lru\n",
+            sets: &[],
+            has: &[
+                "bind 10.0.0.5\nport 6380\n",
+                "maxmemory 268435456\nmaxmemory-policy allkeys-lru\n",
+                "REDIS_HOST='10.0.0.5'",
+                "REDIS_PASSWORD_CONFIGURED='correct-horse-battery'",
+            ],
+            lacks: &[],
+        },
+    ]);
+    check_errors(&[
+        (
+            &["redis"],
+            "redis:\n  password: \"pass word with spaces\"\n",
+            &[],
+            &["redis.password: invalid value"],
+        ),
+        (
+            &["redis"],
+            "redis:\n  bind: [\"127.0.0.1\\nrename-command CONFIG x\"]\n",
+            &[],
+            &["redis.bind: invalid bind address"],
+        ),
+        (
+            &["redis"],
+            "",
+            &["redis.bind=[]"],
+            &["redis.bind: bind is empty"],
+        ),
+        (
+            &["redis"],
+            "",
+            &["redis.maxmemory_policy=lru"],
+            &["redis.maxmemory_policy"],
+        ),
+        (
+            &["redis"],
+            "",
+            &["redis.maxmemory=1K"],
+            &["redis.maxmemory: maxmemory 1K is below 1M"],
+        ),
+    ]);
+}
+
+/// The include goes last, exactly once, whatever redis.conf looked like.
+#[test]
+fn redis_include_is_the_last_line() {
+    let script = render_ok(&["redis"], &config_with(""), &[]);
+    let dir = temp_dir("redis-include");
+    let out = run_bash(
+        &helpers(&script, "redis"),
+        "conf=$'bind 127.0.0.1 -::1\\ninclude /etc/redis/phanes.conf\\nmaxmemory 1gb\\n\\n'\n\
+         once=$(redis_main_wanted \"$conf\"; echo x); once=${once%x}\n\
+         twice=$(redis_main_wanted \"$once\"; echo x); twice=${twice%x}\n\
+         printf '%s' \"$once\"\n\
+         [[ $once == \"$twice\" ]] && echo idempotent\n",
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "bind 127.0.0.1 -::1\nmaxmemory 1gb\n\
+         # phanes: keep this include last (Redis keeps the last value of a directive)\n\
+         include /etc/redis/phanes.conf\nidempotent\n"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}

@@ -24,6 +24,7 @@ pub struct Config {
     pub nginx: modules::nginx::Settings,
     pub caddy: modules::caddy::Settings,
     pub postgres: modules::postgres::Settings,
+    pub redis: modules::redis::Settings,
 }
 
 /// A YAML document holding (part of) a config, and where it came from.

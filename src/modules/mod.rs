@@ -6,6 +6,7 @@ pub mod caddy;
 pub mod docker;
 pub mod nginx;
 pub mod postgres;
+pub mod redis;
 pub mod security;
 pub mod swap;
 pub mod updates;
@@ -132,6 +133,7 @@ pub const ALL: &[&ModuleSpec] = &[
     &nginx::MODULE,
     &caddy::MODULE,
     &postgres::MODULE,
+    &redis::MODULE,
 ];
 
 /// Looks a module up by name.

@@ -1,0 +1,133 @@
+//! redis: the distribution's Redis, configured through /etc/redis/phanes.conf, which the
+//! package's redis.conf includes on its last line (Redis keeps the last value it reads, so
+//! nothing after the include can override phanes). The password is generated on the server
+//! unless given, and only ever read from a file or passed in REDISCLI_AUTH.
+
+use super::ModuleSpec;
+use crate::config::Config;
+use crate::config::types::{Password, Port, Ranged, Size};
+use crate::diagnostic::Diagnostic;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const MODULE: ModuleSpec = ModuleSpec {
+    name: "redis",
+    description: "Redis with a password, bound to localhost, with a memory limit",
+    requires: &[],
+    conflicts: &[],
+    template: include_str!("../../templates/modules/redis.sh.j2"),
+    validate,
+    packages: |_| vec!["redis-server".to_string()],
+    ports: super::no_ports,
+};
+
+/// Settings of the `redis` section.
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(rename = "RedisSettings")]
+pub struct Settings {
+    /// Addresses Redis listens on (`bind`). `::1` may be missing on the server (it is bound
+    /// when available). Containers cannot reach a loopback-bound Redis.
+    pub bind: Vec<BindAddress>,
+    /// TCP port.
+    pub port: Port,
+    /// The password (`requirepass`). Not set: generated on the server into
+    /// /etc/phanes/secrets/redis-password (recommended: a password here ends up in cloud-init
+    /// user-data, which the provider's metadata service serves to every process on the
+    /// server). A change is applied on the next run.
+    pub password: Option<Password>,
+    /// Memory limit for data (`maxmemory`), like 256M. Not set: no limit.
+    pub maxmemory: Option<Size>,
+    /// What Redis does at the limit: `noeviction` (refuse writes: job queues, sessions) or an
+    /// eviction policy (`allkeys-lru` for a pure cache).
+    pub maxmemory_policy: EvictionPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: ["127.0.0.1", "::1"]
+                .iter()
+                .map(|a| BindAddress(a.to_string()))
+                .collect(),
+            port: Ranged(6379),
+            password: None,
+            maxmemory: None,
+            maxmemory_policy: EvictionPolicy::Noeviction,
+        }
+    }
+}
+
+/// An IP address Redis binds to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+pub struct BindAddress(String);
+
+impl TryFrom<String> for BindAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(_) => Ok(BindAddress(s)),
+            Err(_) => Err(format!(
+                "invalid bind address {s:?}: expected an IP address like 127.0.0.1 or ::1"
+            )),
+        }
+    }
+}
+
+impl From<BindAddress> for String {
+    fn from(value: BindAddress) -> String {
+        value.0
+    }
+}
+
+/// Redis' maxmemory-policy values.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionPolicy {
+    #[default]
+    Noeviction,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl fmt::Display for EvictionPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = serde_json::to_value(self).ok();
+        f.write_str(text.as_ref().and_then(|v| v.as_str()).unwrap_or(""))
+    }
+}
+
+fn validate(config: &Config) -> Vec<Diagnostic> {
+    let settings = &config.redis;
+    let mut problems = Vec::new();
+    if settings.bind.is_empty() {
+        problems.push(
+            Diagnostic::new(
+                "config",
+                "bind is empty: Redis would listen on every interface",
+            )
+            .with_path("redis.bind")
+            .with_help("use [127.0.0.1, ::1], or list the addresses to listen on"),
+        );
+    }
+    if let Some(size) = settings.maxmemory
+        && size.0 < 1 << 20
+    {
+        problems.push(
+            Diagnostic::new(
+                "config",
+                format!("maxmemory {size} is below 1M: Redis could not hold anything"),
+            )
+            .with_path("redis.maxmemory"),
+        );
+    }
+    problems
+}
