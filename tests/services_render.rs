@@ -966,3 +966,109 @@ fn redis_include_is_the_last_line() {
     );
     fs::remove_dir_all(dir).unwrap();
 }
+
+// ---------------------------------------------------------------- monitoring
+
+#[test]
+fn monitoring_renders_and_rejects_bad_values() {
+    check_cases(&[
+        Case {
+            name: "monitoring-vendor",
+            modules: &["monitoring"],
+            yaml: "",
+            sets: &[],
+            has: &[
+                "url=\"https://repo.netdata.cloud/repos/stable/$PHANES_OS_ID/\"",
+                "NETDATA_REPO_ARGS=(netdata \"$url\" \"$PHANES_OS_CODENAME/\" ''",
+                "'https://repo.netdata.cloud/netdatabot.gpg.key' '6588FDD7B14721FE7C3115E6F9177B5265F56346'",
+                "NETDATA_BIND='127.0.0.1 ::1'",
+                "NETDATA_PORT=19999",
+            ],
+            lacks: &["monitoring.claim", "kickstart"],
+        },
+        Case {
+            name: "monitoring-distro-claim",
+            modules: &["monitoring"],
+            yaml: "monitoring:\n  source: distro\n  bind: [0.0.0.0]\n  port: 29999\n  claim:\n    enabled: true\n    token_file: /root/netdata-token\n    rooms: [3f1c2a9e-1b2c-4d5e-8f90-123456789abc]\n",
+            sets: &[],
+            has: &[
+                "'Packages installed: netdata'",
+                "NETDATA_CLAIM_TOKEN_FILE='/root/netdata-token'",
+                "printf '\\trooms = %s\\n' '3f1c2a9e-1b2c-4d5e-8f90-123456789abc'",
+                "NETDATA_BIND='0.0.0.0'",
+            ],
+            lacks: &["monitoring.repository", "--claim-token"],
+        },
+    ]);
+    check_errors(&[
+        (
+            &["monitoring"],
+            "",
+            &["monitoring.bind=[\"127.0.0.1\\n[web]\"]"],
+            &["monitoring.bind: invalid address"],
+        ),
+        (
+            &["monitoring"],
+            "",
+            &["monitoring.bind=[]"],
+            &["monitoring.bind: bind is empty"],
+        ),
+        (
+            &["monitoring"],
+            "monitoring:\n  claim:\n    rooms: [\"a,b\"]\n",
+            &[],
+            &["monitoring.claim.rooms: invalid room ID"],
+        ),
+        (
+            &["monitoring"],
+            "monitoring:\n  claim:\n    token_file: relative/token\n",
+            &[],
+            &["monitoring.claim.token_file: invalid value"],
+        ),
+        (
+            &["monitoring"],
+            "monitoring:\n  source: distro\n  repository:\n    url: https://mirror.example.com/netdata/\n",
+            &[],
+            &["monitoring.repository: monitoring.repository is only used with source: vendor"],
+        ),
+    ]);
+}
+
+/// netdata.conf keeps what it has; [web] gets the bind and port, Debian's older option goes;
+/// listeners are judged from `ss -Htln` lines.
+#[test]
+fn monitoring_sets_netdata_conf_keys_and_checks_listeners() {
+    let script = render_ok(&["monitoring"], &config_with(""), &[]);
+    let dir = temp_dir("netdata-conf");
+    let debian = "# netdata configuration\n[global]\n\trun as user = netdata\n\tbind socket to IP = 127.0.0.1\n\n[web]\n\t# bind to = *\n\tweb files owner = root\n";
+    fs::write(dir.join("netdata.conf"), debian).unwrap();
+    fs::write(
+        dir.join("ss-local"),
+        "LISTEN 0 4096 127.0.0.1:19999 0.0.0.0:*\nLISTEN 0 4096 [::1]:19999 [::]:*\nLISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n",
+    )
+    .unwrap();
+    fs::write(dir.join("ss-public"), "LISTEN 0 4096 *:19999 *:*\n").unwrap();
+    let out = run_bash(
+        &helpers(&script, "monitoring"),
+        &format!(
+            "once=$(netdata_conf_wanted \"$(<{d}/netdata.conf)\"; echo x); once=${{once%x}}\n\
+             twice=$(netdata_conf_wanted \"$once\"; echo x); twice=${{twice%x}}\n\
+             printf '%s' \"$once\"\n\
+             [[ $once == \"$twice\" ]] && echo idempotent\n\
+             echo '[empty]'; netdata_conf_wanted ''\n\
+             netdata_listeners_ok <{d}/ss-local && echo local-ok\n\
+             netdata_listeners_ok <{d}/ss-public || echo public-refused\n\
+             netdata_listeners_ok </dev/null || echo none-refused\n",
+            d = dir.display()
+        ),
+        &dir,
+    );
+    assert_eq!(
+        out,
+        "# netdata configuration\n[global]\n\trun as user = netdata\n\n[web]\n\
+         \tbind to = 127.0.0.1 ::1\n\tweb files owner = root\n\tdefault port = 19999\n\
+         idempotent\n[empty]\n[web]\n\tbind to = 127.0.0.1 ::1\n\tdefault port = 19999\n\
+         local-ok\npublic-refused\nnone-refused\n"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}

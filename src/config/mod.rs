@@ -21,6 +21,7 @@ pub struct Config {
     pub swap: modules::swap::Settings,
     pub updates: modules::updates::Settings,
     pub docker: modules::docker::Settings,
+    pub monitoring: modules::monitoring::Settings,
     pub nginx: modules::nginx::Settings,
     pub caddy: modules::caddy::Settings,
     pub postgres: modules::postgres::Settings,

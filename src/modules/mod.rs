@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod caddy;
 pub mod docker;
+pub mod monitoring;
 pub mod nginx;
 pub mod postgres;
 pub mod redis;
@@ -130,6 +131,7 @@ pub const ALL: &[&ModuleSpec] = &[
     &swap::MODULE,
     &updates::MODULE,
     &docker::MODULE,
+    &monitoring::MODULE,
     &nginx::MODULE,
     &caddy::MODULE,
     &postgres::MODULE,
