@@ -463,6 +463,7 @@ fn vendor_repository_helper_sets_up_key_and_source_and_refuses_a_wrong_key() {
              echo legacy >{d}/sources/acme.list\n\
              repo check file://{d}/good.asc {good} || echo check-fails-first\n\
              repo apply file://{d}/other.asc {good}; echo \"wrong key: $?\"\n\
+             phanes_vendor_repo_apply acme https://repo.example.com/debian bookworm stable file://{d}/other.asc {good} 2>&1 >/dev/null | grep -c 'the key from file://.*/other.asc has fingerprint {other}, not {good}: the acme repository was not set up'\n\
              ls {d}/keyrings {d}/sources | grep -c acme\n\
              repo apply file://{d}/good.bin {good}; echo \"binary key: $?\"\n\
              head -n1 {d}/keyrings/acme.asc\n\
@@ -479,7 +480,7 @@ fn vendor_repository_helper_sets_up_key_and_source_and_refuses_a_wrong_key() {
     );
     assert_eq!(
         out,
-        "check-fails-first\nwrong key: 1\n1\nbinary key: 0\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\
+        "check-fails-first\nwrong key: 1\n1\n1\nbinary key: 0\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n\
          legacy-list-removed\napt-update-due\nconverged\nnew-key-url-noticed\nother-fingerprint-noticed\n\
          no key: 1\nunpinned-ok\n644\n644\n",
         "after a wrong key only the legacy list is there (1 entry named acme)"
@@ -1071,4 +1072,42 @@ fn monitoring_sets_netdata_conf_keys_and_checks_listeners() {
          local-ok\npublic-refused\nnone-refused\n"
     );
     fs::remove_dir_all(dir).unwrap();
+}
+
+// ---------------------------------------------------------------- all together
+
+/// Every module in one bundle (the web servers on different ports): no two define the same
+/// function, and the whole passes bash -n and shellcheck.
+#[test]
+fn every_module_in_one_bundle() {
+    let yaml = format!(
+        "docker:\n  users: [deploy]\nnginx:\n  http_port: 8080\n  https_port: 8443\n{SITES}caddy:\n{SITES}{PG}"
+    );
+    let modules = [
+        "docker",
+        "monitoring",
+        "nginx",
+        "caddy",
+        "postgres",
+        "redis",
+    ];
+    let script = render_ok(&modules, &config_with(&yaml), &[]);
+    lint(&script, "everything");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in script.lines() {
+        if let Some(name) = line.strip_suffix("() {").filter(|n| !n.contains(' ')) {
+            assert!(seen.insert(name.to_string()), "{name} is defined twice");
+        }
+    }
+    let order: Vec<usize> = modules
+        .iter()
+        .map(|m| script.find(&format!("  phanes_module {m}\n")).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "module order {order:?}"
+    );
+    assert!(
+        script.contains("SECURITY_FW_RULES=('8080/tcp' '8443/tcp' '80/tcp' '443/tcp' '443/udp')")
+    );
 }
