@@ -89,7 +89,7 @@ fn option_combinations_render_and_pass_bash_and_shellcheck() {
                 "Port 22\n",
                 "PermitRootLogin no\n",
                 "PasswordAuthentication no\n",
-                "'UFW limits SSH on 22/tcp",
+                "'UFW allows SSH on 22/tcp",
             ],
         ),
         (
@@ -116,12 +116,12 @@ fn option_combinations_render_and_pass_bash_and_shellcheck() {
         ),
         (
             "firewall-rules",
-            "security:\n  firewall:\n    allow: [80/tcp, 443, 51820/udp, \"6000:6007/tcp\"]\n    limit_ssh: false\n",
+            "security:\n  firewall:\n    allow: [80/tcp, 443, 51820/udp, \"6000:6007/tcp\"]\n    limit_ssh: true\n",
             &[],
             &[
                 "SECURITY_FW_RULES=('80/tcp' '443' '51820/udp' '6000:6007/tcp')",
                 "UFW allows 80/tcp, 443, 51820/udp, 6000:6007/tcp",
-                "SECURITY_SSH_ACTION='allow'",
+                "SECURITY_SSH_ACTION='limit'",
             ],
         ),
         (
@@ -295,7 +295,7 @@ fn run_helpers(block: &str, body: &str, dir: &Path) -> String {
 fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
     let script = render_ok(
         &config_with(
-            "security:\n  ssh:\n    port: 2222\n    allow_users: [deploy]\n  firewall:\n    allow: [80/tcp, 443]\n",
+            "security:\n  ssh:\n    port: 2222\n    allow_users: [deploy]\n  firewall:\n    allow: [80/tcp, 443]\n    limit_ssh: true\n",
         ),
         &[],
     );

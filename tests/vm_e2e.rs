@@ -201,7 +201,6 @@ fn prove_modules(vm: &Vm, key: &Path, swap_bytes: u64) {
 
 /// An SSH attempt from the host as `user` with extra options; the harness's own login is not used.
 fn ssh_as(vm: &Vm, key: &Path, user: &str, options: &[&str]) -> std::process::Output {
-    pace_new_connection();
     Command::new("ssh")
         .args([
             "-o",
@@ -224,15 +223,8 @@ fn ssh_as(vm: &Vm, key: &Path, user: &str, options: &[&str]) -> std::process::Ou
         .expect("run ssh")
 }
 
-/// Waits out `ufw limit`'s window (6 new connections per 30 s per address) before a fresh
-/// connection from the host, as a person would; the harness's own commands share one connection.
-fn pace_new_connection() {
-    std::thread::sleep(std::time::Duration::from_secs(31));
-}
-
 /// A fresh SSH login from the host on another forwarded port.
 fn ssh_as_port(key: &Path, user: &str, port: u16, command: &str) -> std::process::Output {
-    pace_new_connection();
     Command::new("ssh")
         .args([
             "-o",

@@ -110,8 +110,10 @@ pub struct Firewall {
     /// `6000:6007/tcp`. phanes marks its rules with the comment `phanes` and removes the ones
     /// no longer listed; rules added by hand are left alone.
     pub allow: Vec<FirewallRule>,
-    /// Rate-limit the SSH port (`ufw limit`: 6 connections in 30 s per address) instead of a
-    /// plain allow.
+    /// Rate-limit the SSH port (`ufw limit`: the 6th new connection within 30 s from one
+    /// address is dropped, and every dropped retry restarts the window). Off by default: with
+    /// key-only logins and fail2ban, guessing is already stopped, while the limit also locks out
+    /// legitimate automation that opens many connections (deploy scripts, Ansible, Packer, CI).
     pub limit_ssh: bool,
 }
 
@@ -120,7 +122,7 @@ impl Default for Firewall {
         Firewall {
             enabled: true,
             allow: Vec::new(),
-            limit_ssh: true,
+            limit_ssh: false,
         }
     }
 }
