@@ -12,7 +12,6 @@ use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fmt;
 
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "docker",
@@ -89,76 +88,29 @@ impl Default for Settings {
     }
 }
 
-/// A json-file log size: a whole number with k, m or g (`10m`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct LogSize(String);
-
-impl TryFrom<String> for LogSize {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+crate::config::types::validated_string!(
+    /// A json-file log size: a whole number with k, m or g (`10m`).
+    LogSize,
+    "a whole number with k, m or g, like 10m",
+    |s| {
         let number = s.trim_end_matches(['k', 'm', 'g']);
-        let ok = s.len() == number.len() + 1
+        s.len() == number.len() + 1
             && (1..=6).contains(&number.len())
             && number.chars().all(|c| c.is_ascii_digit())
-            && !number.starts_with('0');
-        if ok {
-            Ok(LogSize(s))
-        } else {
-            Err(format!(
-                "invalid log size {s:?}: expected a whole number with k, m or g, like 10m"
-            ))
-        }
+            && !number.starts_with('0')
     }
-}
+);
 
-impl From<LogSize> for String {
-    fn from(value: LogSize) -> String {
-        value.0
-    }
-}
-
-/// A daemon.json key: lowercase letters, digits and '-'.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(try_from = "String", into = "String")]
-pub struct DaemonKey(String);
-
-impl DaemonKey {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for DaemonKey {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let ok = (1..=64).contains(&s.len())
+crate::config::types::validated_string!(
+    /// A daemon.json key: lowercase letters, digits and '-'.
+    DaemonKey,
+    "a daemon.json key of lowercase letters, digits and '-', like live-restore",
+    |s| {
+        (1..=64).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
-            Ok(DaemonKey(s))
-        } else {
-            Err(format!(
-                "invalid daemon.json key {s:?}: expected lowercase letters, digits and '-', like live-restore"
-            ))
-        }
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     }
-}
-
-impl From<DaemonKey> for String {
-    fn from(value: DaemonKey) -> String {
-        value.0
-    }
-}
-
-impl fmt::Display for DaemonKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+);
 
 /// A daemon.json value of safe shape: booleans, numbers, strings of letters, digits, spaces
 /// and `._:/@=,+-`, and lists and maps of them (map keys: letters, digits, '_', '.', '-').

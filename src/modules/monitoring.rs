@@ -89,54 +89,19 @@ impl Default for Claim {
     }
 }
 
-/// An IP address to listen on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct ListenIp(String);
+crate::config::types::validated_string!(
+    /// An IP address to listen on.
+    ListenIp,
+    "an IP address like 127.0.0.1, ::1 or 0.0.0.0",
+    |s| s.parse::<std::net::IpAddr>().is_ok()
+);
 
-impl TryFrom<String> for ListenIp {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.parse::<std::net::IpAddr>() {
-            Ok(_) => Ok(ListenIp(s)),
-            Err(_) => Err(format!(
-                "invalid address {s:?}: expected an IP address like 127.0.0.1, ::1 or 0.0.0.0"
-            )),
-        }
-    }
-}
-
-impl From<ListenIp> for String {
-    fn from(value: ListenIp) -> String {
-        value.0
-    }
-}
-
-/// A Netdata Cloud room ID: letters, digits and '-'.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct RoomId(String);
-
-impl TryFrom<String> for RoomId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let ok =
-            (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if ok {
-            Ok(RoomId(s))
-        } else {
-            Err(format!(
-                "invalid room ID {s:?}: expected letters, digits and '-' (a UUID)"
-            ))
-        }
-    }
-}
-
-impl From<RoomId> for String {
-    fn from(value: RoomId) -> String {
-        value.0
-    }
-}
+crate::config::types::validated_string!(
+    /// A Netdata Cloud room ID: letters, digits and '-'.
+    RoomId,
+    "a room ID of letters, digits and '-' (a UUID)",
+    |s| (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+);
 
 fn validate(config: &Config) -> Vec<Diagnostic> {
     let settings = &config.monitoring;

@@ -11,7 +11,6 @@ use crate::config::types::{IpNetwork, Password, PgIdentifier, Port, Ranged};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::fmt;
 
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "postgres",
@@ -126,60 +125,19 @@ pub struct Database {
     pub owner: PgIdentifier,
 }
 
-/// `all`, or a role or database name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct HbaName(String);
+crate::config::types::validated_string!(
+    /// `all`, or a role or database name.
+    HbaName,
+    "all, or a PostgreSQL name (lowercase letters, digits and '_', starting with a letter or '_')",
+    |s| s == "all" || PgIdentifier::try_from(s.to_string()).is_ok()
+);
 
-impl TryFrom<String> for HbaName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s == "all" || PgIdentifier::try_from(s.clone()).is_ok() {
-            Ok(HbaName(s))
-        } else {
-            Err(format!(
-                "invalid value {s:?}: expected all, or {}",
-                PgIdentifier::EXPECTED
-            ))
-        }
-    }
-}
-
-impl From<HbaName> for String {
-    fn from(value: HbaName) -> String {
-        value.0
-    }
-}
-
-/// `localhost`, `*` or an IP address.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct ListenAddress(String);
-
-impl TryFrom<String> for ListenAddress {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s == "localhost" || s == "*" || s.parse::<std::net::IpAddr>().is_ok() {
-            Ok(ListenAddress(s))
-        } else {
-            Err(format!(
-                "invalid listen address {s:?}: expected localhost, * or an IP address"
-            ))
-        }
-    }
-}
-
-impl From<ListenAddress> for String {
-    fn from(value: ListenAddress) -> String {
-        value.0
-    }
-}
-
-impl fmt::Display for ListenAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::config::types::validated_string!(
+    /// `localhost`, `*` or an IP address.
+    ListenAddress,
+    "localhost, * or an IP address",
+    |s| s == "localhost" || s == "*" || s.parse::<std::net::IpAddr>().is_ok()
+);
 
 fn validate(config: &Config) -> Vec<Diagnostic> {
     let settings = &config.postgres;

@@ -58,28 +58,12 @@ impl Default for Settings {
     }
 }
 
-/// An IP address Redis binds to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct BindAddress(String);
-
-impl TryFrom<String> for BindAddress {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.parse::<std::net::IpAddr>() {
-            Ok(_) => Ok(BindAddress(s)),
-            Err(_) => Err(format!(
-                "invalid bind address {s:?}: expected an IP address like 127.0.0.1 or ::1"
-            )),
-        }
-    }
-}
-
-impl From<BindAddress> for String {
-    fn from(value: BindAddress) -> String {
-        value.0
-    }
-}
+crate::config::types::validated_string!(
+    /// An IP address Redis binds to.
+    BindAddress,
+    "an IP address like 127.0.0.1 or ::1",
+    |s| s.parse::<std::net::IpAddr>().is_ok()
+);
 
 /// Redis' maxmemory-policy values.
 #[derive(

@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::fmt;
 
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "updates",
@@ -51,48 +50,18 @@ impl Default for Settings {
     }
 }
 
-/// A 24-hour clock time `HH:MM`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct ClockTime(String);
-
-impl ClockTime {
-    pub const EXPECTED: &'static str = "a 24-hour time HH:MM, like 04:00 or 23:30";
-}
-
-impl TryFrom<String> for ClockTime {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let valid = s.len() == 5
+crate::config::types::validated_string!(
+    /// A 24-hour clock time `HH:MM`.
+    ClockTime,
+    "a 24-hour time HH:MM, like 04:00 or 23:30",
+    |s| {
+        s.len() == 5
             && s.as_bytes()[2] == b':'
-            && s[..2]
-                .chars()
-                .chain(s[3..].chars())
-                .all(|c| c.is_ascii_digit())
+            && s[..2].chars().chain(s[3..].chars()).all(|c| c.is_ascii_digit())
             && s[..2].parse::<u8>().is_ok_and(|h| h < 24)
-            && s[3..].parse::<u8>().is_ok_and(|m| m < 60);
-        if valid {
-            Ok(ClockTime(s))
-        } else {
-            Err(format!(
-                "invalid time {s:?}: expected {}",
-                ClockTime::EXPECTED
-            ))
-        }
+            && s[3..].parse::<u8>().is_ok_and(|m| m < 60)
     }
-}
-
-impl From<ClockTime> for String {
-    fn from(t: ClockTime) -> String {
-        t.0
-    }
-}
-
-impl fmt::Display for ClockTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+);
 
 /// Keys unattended-upgrades accepts in an Origins-Pattern entry (long and short forms).
 const ORIGIN_KEYS: &[&str] = &[
@@ -110,51 +79,25 @@ const ORIGIN_KEYS: &[&str] = &[
     "site",
 ];
 
-/// One unattended-upgrades Origins-Pattern entry: comma-separated `key=value` pairs, where the
-/// value may use `${distro_id}` and `${distro_codename}`. No quotes, `;`, braces or newlines, so
-/// it cannot break out of its apt.conf string.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(try_from = "String", into = "String")]
-pub struct OriginPattern(String);
-
-impl OriginPattern {
-    pub const EXPECTED: &'static str = "comma-separated key=value pairs like origin=Docker or o=Debian,n=${distro_codename}-backports, with keys origin, label, archive, suite, codename, component, site (or o, l, a, n, c)";
-}
-
-impl TryFrom<String> for OriginPattern {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+crate::config::types::validated_string!(
+    /// One unattended-upgrades Origins-Pattern entry: comma-separated `key=value` pairs, where the
+    /// value may use `${distro_id}` and `${distro_codename}`. No quotes, `;`, braces or newlines, so
+    /// it cannot break out of its apt.conf string.
+    OriginPattern,
+    "comma-separated key=value pairs like origin=Docker or o=Debian,n=${distro_codename}-backports, with keys origin, label, archive, suite, codename, component, site (or o, l, a, n, c)",
+    |s| {
         let pair_ok = |pair: &str| {
             let Some((key, value)) = pair.split_once('=') else {
                 return false;
             };
-            let value = value
-                .replace("${distro_id}", "")
-                .replace("${distro_codename}", "");
+            let value = value.replace("${distro_id}", "").replace("${distro_codename}", "");
             ORIGIN_KEYS.contains(&key)
                 && !pair.ends_with('=')
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || " .:_/+~*-".contains(c))
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || " .:_/+~*-".contains(c))
         };
-        if s.len() <= 200 && !s.trim().is_empty() && s.split(',').all(pair_ok) {
-            Ok(OriginPattern(s))
-        } else {
-            Err(format!(
-                "invalid origin pattern {s:?}: expected {}",
-                OriginPattern::EXPECTED
-            ))
-        }
+        s.len() <= 200 && !s.trim().is_empty() && s.split(',').all(pair_ok)
     }
-}
-
-impl From<OriginPattern> for String {
-    fn from(o: OriginPattern) -> String {
-        o.0
-    }
-}
+);
 
 fn validate(config: &Config) -> Vec<Diagnostic> {
     let mut seen = BTreeSet::new();

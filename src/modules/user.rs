@@ -69,31 +69,12 @@ pub enum SudoMode {
     None,
 }
 
-/// A crypt(3) password hash such as `$6$salt$hash` or `$y$...` (yescrypt).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-pub struct PasswordHash(String);
-
-impl TryFrom<String> for PasswordHash {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let shaped = s.starts_with('$')
-            && s.len() >= 20
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "$./=".contains(c));
-        if shaped {
-            Ok(PasswordHash(s))
-        } else {
-            Err("expected a crypt(3) hash like $6$... or $y$... (make one with `mkpasswd -m yescrypt`), not a clear-text password".into())
-        }
-    }
-}
-
-impl From<PasswordHash> for String {
-    fn from(h: PasswordHash) -> String {
-        h.0
-    }
-}
+crate::config::types::validated_string!(
+    /// A crypt(3) password hash such as `$6$salt$hash` or `$y$...` (yescrypt).
+    PasswordHash,
+    "a crypt(3) hash like $6$... or $y$... (make one with `mkpasswd -m yescrypt`), not a clear-text password",
+    |s| s.starts_with('$') && s.len() >= 20 && s.chars().all(|c| c.is_ascii_alphanumeric() || "$./=".contains(c))
+);
 
 fn validate(config: &Config) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
