@@ -498,3 +498,38 @@ fn collect_leaf_keys(value: &serde_json::Value, prefix: &str, keys: &mut Vec<Str
         None => keys.push(prefix.to_string()),
     }
 }
+
+/// What bash defines after sourcing `code` (the runtime only defines; nothing runs).
+fn bash_definitions(code: &str) -> String {
+    let dir = temp_dir("definitions");
+    fs::write(dir.join("code.sh"), code).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("source ./code.sh; declare -f; declare -p | grep -E '^declare [^ ]+ (PHANES|_PHANES)'")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    fs::remove_dir_all(dir).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn stripping_runtime_comments_changes_no_definition() {
+    for (name, text) in phanes::bundle::RUNTIME_FILES {
+        let stripped = phanes::bundle::strip_comments(text);
+        assert!(
+            stripped.len() < text.len(),
+            "{name} has no comments to strip?"
+        );
+        assert_eq!(
+            bash_definitions(text),
+            bash_definitions(&stripped),
+            "{name}: stripping comments changed the code"
+        );
+    }
+}
