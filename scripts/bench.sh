@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Regenerates BENCHMARKS.md from one run (issue 9): criterion render benchmarks (cargo bench),
+# process wall time of `phanes render --out` (hyperfine), and artifact sizes against the providers'
+# user-data limits. Every figure in the file comes from this run.
+#
+#   scripts/bench.sh            # writes BENCHMARKS.md in the repository root
+#   BENCH_OUT=/tmp/b.md scripts/bench.sh
+#   HYPERFINE_RUNS=50 scripts/bench.sh
+#
+# Needs cargo, jq, gzip and hyperfine; jq and hyperfine are installed with apt-get when missing.
+# It only renders: no rendered bundle is ever executed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=${BENCH_OUT:-$root/BENCHMARKS.md}
+runs=${HYPERFINE_RUNS:-30}
+
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v jq >/dev/null || need+=(jq)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+target=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- 1. criterion -------------------------------------------------------------------------------
+rm -rf "$target/criterion"
+cargo bench --bench render -- --noplot >&2
+crit=$target/criterion
+
+# --- 2./3. the binary: sizes and wall time ------------------------------------------------------
+cargo build --release >&2
+phanes=$target/release/phanes
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# An empty folder and an empty config: no phanes.yaml or profiles/ of the caller's leaks in.
+mkdir -p "$work/empty/profiles"
+printf '{}\n' >"$work/empty/config.yaml"
+cd "$work/empty"
+
+# Must match ALL_MODULES_SETS in benches/render.rs.
+all_modules=$("$phanes" list modules -c config.yaml | awk '{print $1}' | paste -sd, -)
+all_sets=(--set caddy.http_port=8080 --set caddy.https_port=8443)
+profiles=$("$phanes" list profiles -c config.yaml | awk '{print $1}')
+
+# args_for NAME: the render arguments of a profile, or of the synthetic all-modules one.
+args_for() {
+  if [ "$1" = all-modules ]; then
+    echo "-c config.yaml --profile minimal --modules $all_modules ${all_sets[*]}"
+  else
+    echo "-c config.yaml --profile $1"
+  fi
+}
+
+size_rows=""
+largest="" largest_size=0
+for name in $profiles all-modules; do
+  # shellcheck disable=SC2046 # args_for is split on purpose
+  "$phanes" render $(args_for "$name") --out "$work/out-$name" >/dev/null 2>&1
+  setup=$work/out-$name/setup.sh
+  raw=$(stat -c %s "$setup")
+  gz=$(gzip -9 -n -c "$setup" | wc -c)
+  ud=$(stat -c %s "$work/out-$name/user-data.yaml")
+  fits=""
+  for p in hetzner digitalocean aws; do
+    # The real check: `--provider` exits 1 when user-data is over the limit.
+    # shellcheck disable=SC2046
+    if "$phanes" render $(args_for "$name") --format cloud-init --provider "$p" >/dev/null 2>&1; then
+      fits+=" yes |"
+    else
+      fits+=" **NO** |"
+    fi
+  done
+  size_rows+="| $name | $raw | $gz | $ud |$fits"$'\n'
+  if [ "$name" != all-modules ] && [ "$raw" -gt "$largest_size" ]; then
+    largest=$name largest_size=$raw
+  fi
+done
+
+hf_rows=""
+# hf SLUG LABEL ARGS...: hyperfine one command line into hf-SLUG.json; a row of the wall-time table.
+hf() {
+  local slug=$1 label=$2
+  shift 2
+  hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/hf-$slug.json" "$*" >&2
+  hf_rows+=$(jq -r --arg n "$label" '.results[0] | def ms: . * 1000 * 100 | round / 100;
+    "| \($n) | \(.median|ms) | \(.stddev|ms) | \(.min|ms) – \(.max|ms) | \(.user|ms) | \(.system|ms) | \(.times|length) |"' \
+    "$work/hf-$slug.json")$'\n'
+}
+# shellcheck disable=SC2046
+hf largest-out "\`$largest\`, --out" "$phanes" render $(args_for "$largest") --out "$work/hf-out-$largest"
+# shellcheck disable=SC2046
+hf all-out "\`all-modules\`, --out" "$phanes" render $(args_for all-modules) --out "$work/hf-out-all-modules"
+# shellcheck disable=SC2046
+hf largest-stdout "\`$largest\`, setup.sh to stdout" "$phanes" render $(args_for "$largest")
+hf_largest_ms=$(jq '.results[0].median*1000' "$work/hf-largest-out.json")
+hf_largest_cpu_ms=$(jq '(.results[0].user + .results[0].system)*1000' "$work/hf-largest-out.json")
+hf_all_ms=$(jq '.results[0].median*1000' "$work/hf-all-out.json")
+hf_stdout_ms=$(jq '.results[0].median*1000' "$work/hf-largest-stdout.json")
+hyperfine_version=$(hyperfine --version)
+cd "$root"
+
+# --- criterion figures --------------------------------------------------------------------------
+# fmt_ns NS: a duration with a readable unit.
+fmt_ns() {
+  awk -v t="$1" 'BEGIN {
+    if (t >= 1e6) printf "%.2f ms", t / 1e6; else if (t >= 1e3) printf "%.1f µs", t / 1e3; else printf "%.0f ns", t }'
+}
+# crit_row GROUP ID: median, IQR and range of the per-iteration sample times, and the median's 95% CI.
+crit_row() {
+  local dir=$crit/$1/$2/new
+  local med lo hi p25 p75 min max
+  read -r med lo hi < <(jq -r '.median | "\(.point_estimate) \(.confidence_interval.lower_bound) \(.confidence_interval.upper_bound)"' "$dir/estimates.json")
+  read -r p25 p75 min max < <(jq -r '[.times, .iters] | transpose | map(.[0] / .[1]) | sort |
+    "\(.[(length*0.25|floor)]) \(.[(length*0.75|floor)]) \(.[0]) \(.[-1])"' "$dir/sample.json")
+  echo "| \`$1/$2\` | $(fmt_ns "$med") | $(fmt_ns "$lo") – $(fmt_ns "$hi") | $(fmt_ns "$p25") – $(fmt_ns "$p75") | $(fmt_ns "$min") – $(fmt_ns "$max") | $(jq '.iters | length' "$dir/sample.json") |"
+}
+crit_median() { jq '.median.point_estimate' "$crit/$1/$2/new/estimates.json"; }
+
+crit_rows=""
+for name in $profiles all-modules; do crit_rows+=$(crit_row compile_render "$name")$'\n'; done
+crit_rows+=$(crit_row stages compile)$'\n'
+crit_rows+=$(crit_row stages render_all)$'\n'
+crit_rows+=$(crit_row environment parse)$'\n'
+for n in 1 10 100; do crit_rows+=$(crit_row users "$n")$'\n'; done
+
+u1=$(crit_median users 1) u10=$(crit_median users 10) u100=$(crit_median users 100)
+per_user_low=$(awk -v a="$u1" -v b="$u10" 'BEGIN { printf "%.1f", (b - a) / 9 / 1e3 }')
+per_user_high=$(awk -v a="$u10" -v b="$u100" 'BEGIN { printf "%.1f", (b - a) / 90 / 1e3 }')
+scaling_ratio=$(awk -v a="$u1" -v b="$u10" -v c="$u100" 'BEGIN { l = (b - a) / 9; h = (c - b) / 90; printf "%.2f", (l > 0 ? h / l : 0) }')
+env_ns=$(crit_median environment parse)
+all_ns=$(crit_median compile_render all-modules)
+
+# --- findings: figures that miss the issue's targets ---------------------------------------------
+findings=""
+over50=$(awk -v m="$hf_largest_ms" 'BEGIN { print (m > 50) }')
+if [ "$over50" = 1 ]; then
+  findings+="- **Render is over the 50 ms target**: \`phanes render --out\` of the largest built-in profile ($largest) takes a median of $(printf %.1f "$hf_largest_ms") ms of wall time, but only $(printf %.1f "$hf_largest_cpu_ms") ms of CPU (user + system); the same render with setup.sh to stdout instead of --out takes $(printf %.1f "$hf_stdout_ms") ms. The rest is waiting on the disk: \`--out\` syncs every artifact file (\`sync_all\` in src/output.rs) before renaming it into place. In process, compile + render of every artifact takes $(fmt_ns "$(crit_median compile_render "$largest")") (criterion, below)."$'\n'
+else
+  findings+="- Render meets the 50 ms target: \`phanes render --out\` of the largest built-in profile ($largest) takes a median of $(printf %.1f "$hf_largest_ms") ms of process wall time; the all-modules profile $(printf %.1f "$hf_all_ms") ms."$'\n'
+fi
+while IFS='|' read -r _ name _raw _gz ud het dig aws _; do
+  name=$(echo "$name" | xargs) ud=$(echo "$ud" | xargs)
+  [ -n "$name" ] || continue
+  kind="built-in profile"
+  [ "$name" = all-modules ] && kind="synthetic, every module; not a built-in profile, so no size target"
+  [[ $het == *NO* ]] && findings+="- **$name** ($kind): user-data is $ud bytes, **over Hetzner's 32 KiB** (32768)."$'\n'
+  [[ $dig == *NO* ]] && findings+="- **$name** ($kind): user-data is $ud bytes, **over DigitalOcean's 64 KiB** (65536)."$'\n'
+  if [[ $aws == *NO* ]]; then
+    findings+="- **$name** ($kind): user-data is $ud bytes, **over AWS's 16 KiB** (16384) by $((ud - 16384)) bytes"
+    case $name in minimal | web) findings+=" — the issue's target is that $name fits AWS; it does not." ;; *) findings+="." ;; esac
+    findings+=$'\n'
+  fi
+  if [ "$name" != all-modules ] && [[ $het != *NO* ]]; then
+    findings+="- $name: user-data $ud bytes, under Hetzner's 32 KiB with $((32768 - ud)) bytes ($(( (32768 - ud) * 100 / 32768 ))%) to spare."$'\n'
+  fi
+done <<<"$size_rows"
+scaling_word=$(awk -v r="$scaling_ratio" 'BEGIN {
+  if (r < 1.5) print "Users scale linearly"
+  else if (r < 3) print "Users scale somewhat above linear, far from quadratic"
+  else print "**Users scale worse than linear**" }')
+findings+="- $scaling_word: each extra user costs about $per_user_low µs between 1 and 10 users and $per_user_high µs between 10 and 100 (ratio $scaling_ratio; linear work gives about 1, quadratic about 10). See the users/100 spread below before reading much into it."$'\n'
+
+# --- BENCHMARKS.md ------------------------------------------------------------------------------
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+commit=$(git rev-parse --short HEAD)
+dirty=""
+git diff --quiet HEAD -- src templates profiles Cargo.toml Cargo.lock benches 2>/dev/null || dirty=" (with uncommitted changes in src/templates/profiles/benches)"
+
+cat >"$out" <<EOF
+# Benchmarks
+
+Generated by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') from commit \`$commit\`$dirty. Every
+figure below is from that one run; run the script again to regenerate this file (issue 9).
+
+## Machine
+
+| | |
+|---|---|
+| CPUs (\`nproc\`) | $(nproc) |
+| CPU model | $cpu |
+| OS | $(awk -F= '/^PRETTY_NAME=/ { gsub(/"/, "", $2); print $2 }' /etc/os-release), kernel $(uname -r) |
+| rustc | $(rustc --version) |
+| hyperfine | $hyperfine_version |
+| load average (1/5/15 min) | before: $load_before; after: $load_after |
+
+This is a shared machine; other builds and tests may run at the same time, which shows up as spread
+(the load average above) rather than in the medians.
+
+## Findings
+
+$findings
+**Not built yet:** the VM benchmark mode of issue 9 — first run, no-op re-run and \`--dry-run\` timings
+per profile in the TCG test VM, measured against the floor (one \`apt-get update\` plus one
+\`apt-get install\` of the same package set, and the time of spawning the same number of shell
+processes) and a count of process spawns per run. Nothing in this file measures a bundle running on a
+server.
+
+## Method
+
+- **Render, in process** (\`cargo bench --bench render\`, [criterion](https://docs.rs/criterion), release
+  profile): \`phanes::compile::compile\` with a \`Request\`, then \`phanes::targets::render_all\` (every
+  artifact: setup.sh, user-data.yaml, packer/, manifest.json, bundle.tar.gz, SHA256SUMS) in memory,
+  without writing files. Each case reads an explicit config file from a private temporary folder.
+  - \`compile_render/<profile>\`: each built-in profile with the default config (\`{}\`).
+  - \`compile_render/all-modules\`: the minimal profile plus every module of \`phanes::modules::ALL\`
+    (\`--modules $all_modules ${all_sets[*]}\`; caddy moves off 80/443, which nginx takes).
+  - \`stages/compile\`, \`stages/render_all\`: the all-modules case split into its two calls.
+  - \`environment/parse\`: \`phanes::render::environment()\` alone (loading and parsing the templates).
+  - \`users/<n>\`: the minimal profile with n entries in \`user.users\` (one SSH key, one group each).
+  - Figures are per iteration. *median* is criterion's estimate with its 95% confidence interval;
+    *IQR* and *range* are the 25th–75th percentile and min–max of the per-iteration time of
+    criterion's samples (each sample is many iterations).
+- **Render, process wall time** (hyperfine $runs runs after 3 warm-ups, \`-N\`: no shell in between):
+  \`phanes render --out DIR\` of the largest built-in profile (by setup.sh size: $largest) and of the
+  all-modules profile, start to exit, writing every artifact (each file is synced to disk before it is
+  renamed into place), and, for comparison, the largest profile with setup.sh to stdout (no files,
+  no sync). The 50 ms target applies to the \`--out\` rows.
+- **Sizes**: the artifacts of \`phanes render --out\`. *gzip* is \`gzip -9 -n\` of setup.sh (cloud-init
+  carries the bundle as gz+b64 when that is smaller, so user-data is about 4/3 of it plus the YAML
+  around). *fits* runs \`phanes render --format cloud-init --provider P\` and reports its exit status:
+  the limit is checked on user-data.yaml as submitted (Hetzner 32 KiB, DigitalOcean 64 KiB, AWS
+  16 KiB).
+
+## Render time, in process (criterion)
+
+| benchmark | median | median 95% CI | IQR | range | samples |
+|---|---|---|---|---|---|
+${crit_rows}
+Template environment alone: $(fmt_ns "$env_ns") of the $(fmt_ns "$all_ns") the all-modules render takes.
+Scaling with users: $per_user_low µs per user from 1 to 10 users, $per_user_high µs per user from 10 to
+100 (ratio $scaling_ratio; linear work gives about 1, quadratic work about 10).
+
+## Render time, process wall time (hyperfine)
+
+| command | median (ms) | std dev (ms) | range (ms) | user CPU (ms, mean) | system CPU (ms, mean) | runs |
+|---|---|---|---|---|---|---|
+${hf_rows}
+## Sizes (bytes)
+
+| profile | setup.sh | setup.sh gzip -9 | user-data.yaml | fits Hetzner 32 KiB | fits DigitalOcean 64 KiB | fits AWS 16 KiB |
+|---|---|---|---|---|---|---|
+${size_rows}
+EOF
+echo "wrote $out" >&2
