@@ -99,8 +99,14 @@ pub fn assemble(layers: &[Layer], sets: &[String]) -> Result<(Config, Value), Di
     for set in sets {
         apply_set(&mut merged, set)?;
     }
-    let config: Config = serde_norway::from_value(merged.clone())
-        .map_err(|e| Diagnostic::from_yaml("config", None, &e))?;
+    // Each layer was checked from its text, where a plain scalar such as `12` or `false` is
+    // accepted for a string option; the merged value keeps it as a number or boolean, so read it
+    // back the same way, through YAML text, instead of failing with no key path.
+    let config: Config = serde_norway::from_value(merged.clone()).or_else(|_| {
+        let text = serde_norway::to_string(&merged)
+            .map_err(|e| Diagnostic::from_yaml("config", None, &e))?;
+        serde_norway::from_str(&text).map_err(|e| Diagnostic::from_yaml("config", None, &e))
+    })?;
     let user_file = layers.iter().rev().find(|l| l.nested_under.is_none());
     let problems: Vec<Diagnostic> = modules::ALL
         .iter()
