@@ -5,7 +5,7 @@
 //!   `phanes::modules::ALL`, with the settings they need to validate.
 //! - `stages/compile`, `stages/render_all`: the all-modules case split into its two calls.
 //! - `environment/parse`: building the template environment alone (`phanes::render::environment`).
-//! - `users/<n>`: the minimal profile with n entries in `user.users`, to show render time grows
+//! - `users/<n>` (1, 10, 100, 1000): the minimal profile with n entries in `user.users`, to show it grows
 //!   linearly, not quadratically, with the config.
 //!
 //! Every case reads an explicit config file written into a private temporary folder, so a
@@ -131,7 +131,7 @@ fn bench_users(c: &mut Criterion) {
     let dir = scratch();
     let options = options();
     let mut group = c.benchmark_group("users");
-    for n in [1usize, 10, 100] {
+    for n in [1usize, 10, 100, 1000] {
         let config = write_config(&dir, &format!("users-{n}.yaml"), &users_config(n));
         let r = request(&dir, config, "minimal");
         compile_and_render(&r, &options);
