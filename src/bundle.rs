@@ -89,7 +89,9 @@ fn heredoc_terminator(line: &str) -> Option<String> {
 /// One module's rendered steps.
 #[derive(Debug, Clone)]
 pub struct Section {
+    /// The module's name.
     pub module: &'static str,
+    /// The rendered bash of its steps.
     pub text: String,
 }
 

@@ -17,8 +17,11 @@ pub const DEFAULT_CONFIG: &str = "phanes.yaml";
 pub struct Request {
     /// `--config`; when `None`, `phanes.yaml` is read if present.
     pub config: Option<PathBuf>,
+    /// `--profiles-dir`: where user profiles are looked up.
     pub profiles_dir: Option<PathBuf>,
+    /// `--profile`; when `None`, the config's `profile`, else minimal.
     pub profile: Option<String>,
+    /// `--set KEY=VALUE` overrides, in order.
     pub sets: Vec<String>,
     /// Extra modules on top of the profile's.
     pub modules: Vec<String>,
@@ -28,9 +31,13 @@ pub struct Request {
 
 /// A checked, ready-to-render compilation.
 pub struct Compilation {
+    /// The template environment, every template parsed.
     pub env: minijinja::Environment<'static>,
+    /// `--profile`; when `None`, the config's `profile`, else minimal.
     pub profile: Profile,
+    /// The selected modules, in run order.
     pub modules: Vec<&'static ModuleSpec>,
+    /// The effective config after every layer.
     pub config: Config,
     /// sha256 of the effective config in canonical YAML.
     pub config_sha256: String,

@@ -5,6 +5,7 @@
 //! The data's way through: [`compile`] (config layers, profile, module order) → [`bundle`]
 //! (runtime + module sections) → [`targets`] (one file per artifact kind) → [`output`].
 
+#![warn(missing_docs)]
 // Diagnostics are large but only travel on the error path, once per run.
 #![allow(clippy::result_large_err)]
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// Writes each artifact under `dir`, each atomically; creates folders as needed.
 pub fn write_all(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
     for artifact in artifacts {
         let path = dir.join(&artifact.path);

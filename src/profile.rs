@@ -35,10 +35,13 @@ struct ProfileFile {
 /// A profile with its `extends` chain resolved.
 #[derive(Debug)]
 pub struct Profile {
+    /// The profile name, as in `--profile`.
     pub name: String,
+    /// One line for `phanes list profiles`.
     pub description: String,
     /// The chain from the root ancestor to this profile, e.g. `["minimal", "web"]`.
     pub lineage: Vec<String>,
+    /// The modules, after `extends`, `modules` and `remove_modules`.
     pub modules: Vec<String>,
     /// Each profile's config section as a layer, ancestors first.
     pub config_layers: Vec<Layer>,
@@ -46,6 +49,7 @@ pub struct Profile {
 
 /// Where profiles are looked up: a user folder (optional) before the built-in set.
 pub struct ProfileSource {
+    /// The user's profiles folder, if any.
     pub user_dir: Option<PathBuf>,
 }
 

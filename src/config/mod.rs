@@ -15,16 +15,27 @@ use serde_norway::{Mapping, Value};
 pub struct Config {
     /// Profile to render when `--profile` is not given.
     pub profile: Option<String>,
+    /// Settings of the `baseline` module.
     pub baseline: modules::baseline::Settings,
+    /// Settings of the `user` module.
     pub user: modules::user::Settings,
+    /// Settings of the `security` module.
     pub security: modules::security::Settings,
+    /// Settings of the `swap` module.
     pub swap: modules::swap::Settings,
+    /// Settings of the `updates` module.
     pub updates: modules::updates::Settings,
+    /// Settings of the `docker` module.
     pub docker: modules::docker::Settings,
+    /// Settings of the `monitoring` module.
     pub monitoring: modules::monitoring::Settings,
+    /// Settings of the `nginx` module.
     pub nginx: modules::nginx::Settings,
+    /// Settings of the `caddy` module.
     pub caddy: modules::caddy::Settings,
+    /// Settings of the `postgres` module.
     pub postgres: modules::postgres::Settings,
+    /// Settings of the `redis` module.
     pub redis: modules::redis::Settings,
 }
 
@@ -33,6 +44,7 @@ pub struct Config {
 pub struct Layer {
     /// File name or description used in error messages.
     pub origin: String,
+    /// The YAML text.
     pub text: String,
     /// Key under which the config sits in the document (`config` in a profile), if any.
     pub nested_under: Option<&'static str>,

@@ -251,8 +251,10 @@ validated_string!(
 pub struct KeyFingerprint(String);
 
 impl KeyFingerprint {
+    /// What a valid value looks like, for error messages and docs.
     pub const EXPECTED: &'static str = "a full OpenPGP key fingerprint: 40 hex digits, spaces allowed (like 9DC8 5822 9FC7 DD38 854A  E2D8 8D81 803C 0EBF CD88)";
 
+    /// The value as written in the config.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -299,6 +301,7 @@ enum SizeInput {
 }
 
 impl Size {
+    /// What a valid value looks like, for error messages and docs.
     pub const EXPECTED: &'static str =
         "a size like 512M, 2G or 1.5G (units K, M, G, T; powers of 1024), or a number of bytes";
 

@@ -6,6 +6,7 @@ use crate::config::types::{Hostname, Locale, PackageName, Timezone};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "baseline",
     description: "Host name, time zone, locales and base packages",

@@ -10,6 +10,7 @@ use crate::config::types::{Email, Port, Ranged};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "caddy",
     description: "Caddy web server with automatic HTTPS for static sites and reverse proxies",
@@ -56,8 +57,8 @@ pub struct Settings {
     /// release's caddy package (Debian 12: 2.6; not in Ubuntu 22.04).
     pub source: Source,
     /// Caddy's apt repository (source: vendor). Not set: URL
-    /// https://dl.cloudsmith.io/public/caddy/stable/deb/debian (for Debian and Ubuntu alike),
-    /// key https://dl.cloudsmith.io/public/caddy/stable/gpg.key, suite any-version, component
+    /// `https://dl.cloudsmith.io/public/caddy/stable/deb/debian` (for Debian and Ubuntu alike),
+    /// key `https://dl.cloudsmith.io/public/caddy/stable/gpg.key`, suite any-version, component
     /// main.
     pub repository: Repository,
     /// Port for HTTP (and the ACME HTTP challenge); opened in the firewall.

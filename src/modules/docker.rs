@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "docker",
     description: "Docker Engine with the compose plugin, log rotation, and published ports behind UFW",
@@ -39,7 +40,7 @@ pub struct Settings {
     /// docker-compose-v2; Debian 12 has only compose v1, so `docker compose` is skipped there).
     pub source: Source,
     /// Docker's apt repository (source: vendor). Not set: URL
-    /// https://download.docker.com/linux/debian (or /ubuntu), key URL + /gpg, suite the
+    /// `https://download.docker.com/linux/debian` (or /ubuntu), key URL + /gpg, suite the
     /// release's codename, component stable.
     pub repository: Repository,
     /// Accounts added to the docker group. Membership is root-equivalent: the Docker socket

@@ -24,7 +24,9 @@ use security::FirewallRule;
 /// is a field of [`Config`]; the steps live in its template.
 #[derive(Debug)]
 pub struct ModuleSpec {
+    /// The module's name, also its config section.
     pub name: &'static str,
+    /// One line for `phanes list modules` and `explain`.
     pub description: &'static str,
     /// Modules that must run before this one; selecting this module selects them too.
     pub requires: &'static [&'static str],
@@ -47,7 +49,9 @@ pub struct ModuleSpec {
 /// An inbound port a module listens on, and the config key that sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenPort {
+    /// The config key that sets the port, for error messages.
     pub key: &'static str,
+    /// The firewall rule the module needs.
     pub rule: FirewallRule,
 }
 

@@ -9,6 +9,7 @@ use crate::config::types::{AbsolutePath, HttpUrl, Port, Ranged};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "monitoring",
     description: "Netdata monitoring agent (stable channel), on localhost unless opened",
@@ -32,8 +33,8 @@ pub struct Settings {
     /// package (Debian 12: 1.37).
     pub source: Source,
     /// Netdata's apt repository (source: vendor), a flat repository. Not set: URL
-    /// https://repo.netdata.cloud/repos/stable/debian/ (or /ubuntu/), suite `CODENAME/`, key
-    /// https://repo.netdata.cloud/netdatabot.gpg.key.
+    /// `https://repo.netdata.cloud/repos/stable/debian/` (or /ubuntu/), suite `CODENAME/`, key
+    /// `https://repo.netdata.cloud/netdatabot.gpg.key`.
     pub repository: Repository,
     /// Addresses the dashboard and API listen on (`[web] bind to`). The default keeps it on
     /// localhost: reach it through an SSH tunnel or a reverse proxy with authentication.

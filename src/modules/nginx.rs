@@ -9,6 +9,7 @@ use crate::config::types::{Port, Ranged};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "nginx",
     description: "nginx web server with static sites and reverse proxies, tested before reload",

@@ -12,6 +12,7 @@ use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "postgres",
     description: "PostgreSQL with scram-sha-256 access rules, roles and databases",
@@ -58,8 +59,8 @@ pub struct Settings {
     /// supported major). `distro`: the release's packages.
     pub source: Source,
     /// The PGDG apt repository (source: vendor). Not set: URL
-    /// https://apt.postgresql.org/pub/repos/apt, key
-    /// https://www.postgresql.org/media/keys/ACCC4CF8.asc, suite CODENAME-pgdg, component main.
+    /// `https://apt.postgresql.org/pub/repos/apt`, key
+    /// `https://www.postgresql.org/media/keys/ACCC4CF8.asc`, suite CODENAME-pgdg, component main.
     pub repository: Repository,
     /// listen_addresses: `localhost`, IP addresses of this server, or `*` (every interface;
     /// open the port with security.firewall.allow and add hba rules for remote clients).
@@ -108,6 +109,7 @@ pub struct HbaRule {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Role {
+    /// Its name: lowercase letters, digits and '_'.
     pub name: PgIdentifier,
     /// The role's password. Not set: generated on the server (recommended: a password here
     /// ends up in cloud-init user-data, which the provider's metadata service serves to every
@@ -120,6 +122,7 @@ pub struct Role {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
+    /// Its name: lowercase letters, digits and '_'.
     pub name: PgIdentifier,
     /// The owning role; must be in postgres.roles.
     pub owner: PgIdentifier,

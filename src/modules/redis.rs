@@ -10,6 +10,7 @@ use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "redis",
     description: "Redis with a password, bound to localhost, with a memory limit",
@@ -71,14 +72,22 @@ crate::config::types::validated_string!(
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum EvictionPolicy {
+    /// Return errors when memory is full.
     #[default]
     Noeviction,
+    /// Evict the least recently used keys.
     AllkeysLru,
+    /// Evict the least frequently used keys.
     AllkeysLfu,
+    /// Evict random keys.
     AllkeysRandom,
+    /// Evict the least recently used keys that have an expiry.
     VolatileLru,
+    /// Evict the least frequently used keys that have an expiry.
     VolatileLfu,
+    /// Evict random keys that have an expiry.
     VolatileRandom,
+    /// Evict the keys closest to expiry.
     VolatileTtl,
 }
 

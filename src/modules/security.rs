@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "security",
     description: "SSH hardening, UFW firewall and fail2ban, without locking anyone out",
@@ -170,6 +171,7 @@ enum DurationInput {
 }
 
 impl Duration {
+    /// What a valid value looks like, for error messages and docs.
     pub const EXPECTED: &'static str =
         "a time like 600, 10m, 1h, 1d or 1w (a whole number, then s, m, h, d or w)";
 
@@ -247,6 +249,7 @@ enum RuleInput {
 }
 
 impl FirewallRule {
+    /// What a valid value looks like, for error messages and docs.
     pub const EXPECTED: &'static str = "a port rule like 80/tcp, 443 (tcp and udp), 51820/udp or a range like 6000:6007/tcp (ports 1-65535)";
 
     /// The rule as written to ufw: `80/tcp`, `443`, `6000:6007/tcp`.

@@ -6,6 +6,7 @@ use crate::config::types::{AbsolutePath, Ranged, Size};
 use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "swap",
     description: "Swap file of a set size, mounted at boot, with vm.swappiness",

@@ -7,6 +7,7 @@ use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "updates",
     description: "Automatic security updates with unattended-upgrades",

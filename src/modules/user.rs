@@ -7,6 +7,7 @@ use crate::diagnostic::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// The module's entry in the registry.
 pub const MODULE: ModuleSpec = ModuleSpec {
     name: "user",
     description: "Login users with SSH keys, groups and sudo",
@@ -31,12 +32,15 @@ pub struct Settings {
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserAccount {
+    /// The login name.
     pub name: AccountName,
+    /// Login shell; it must exist (install it with baseline.packages).
     #[serde(default = "default_shell")]
     pub shell: AbsolutePath,
     /// Supplementary groups (created when missing). phanes adds, never removes, memberships.
     #[serde(default)]
     pub groups: Vec<AccountName>,
+    /// What the user may do with sudo.
     #[serde(default)]
     pub sudo: SudoMode,
     /// Public keys phanes manages in the user's authorized_keys; keys added by hand are kept.

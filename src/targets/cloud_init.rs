@@ -11,6 +11,7 @@ use flate2::{Compression, GzBuilder};
 use minijinja::context;
 use std::io::Write;
 
+/// Where the user-data goes under `--out`.
 pub const PATH: &str = "user-data.yaml";
 
 /// Where the user-data is pasted; each provider limits its size.
@@ -70,6 +71,7 @@ fn payload(setup: &str) -> Payload {
     }
 }
 
+/// Renders user-data.yaml around the bundle and checks the provider limit.
 pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Artifact> {
     let payload = payload(setup);
     let manages_hostname =

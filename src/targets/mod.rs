@@ -13,8 +13,11 @@ use clap::ValueEnum;
 /// One output file, relative to `--out`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
+    /// Relative path under `--out`.
     pub path: String,
+    /// The content.
     pub bytes: Vec<u8>,
+    /// Written with mode 0755 instead of 0644.
     pub executable: bool,
 }
 
@@ -44,7 +47,9 @@ pub enum Format {
 /// Options that shape the targets.
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
+    /// Whose user-data size limit to check.
     pub provider: cloud_init::Provider,
+    /// The Packer source the fragment builds.
     pub packer_source: packer::SourceName,
 }
 

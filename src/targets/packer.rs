@@ -9,6 +9,7 @@ use anyhow::Result;
 use minijinja::context;
 use std::str::FromStr;
 
+/// Where the fragment goes under `--out`.
 pub const PATH: &str = "packer/phanes.pkr.hcl";
 /// The copy of setup.sh the fragment uploads, found through `${path.root}`.
 pub const SETUP_PATH: &str = "packer/setup.sh";
@@ -41,6 +42,7 @@ impl Default for SourceName {
     }
 }
 
+/// Renders the fragment and the copy of setup.sh it uploads.
 pub fn artifacts(c: &Compilation, setup: &str, source: &SourceName) -> Result<Vec<Artifact>> {
     let ctx = context! {
         version => crate::VERSION,

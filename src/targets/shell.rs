@@ -2,8 +2,10 @@
 
 use super::Artifact;
 
+/// Where the bundle goes under `--out`.
 pub const PATH: &str = "setup.sh";
 
+/// The bundle as an executable artifact.
 pub fn artifact(setup: &str) -> Artifact {
     Artifact {
         path: PATH.to_string(),
