@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{phanes, temp_dir};
+use common::{lint, phanes, temp_dir};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -64,26 +64,6 @@ fn render_err(modules: &[&str], config: &str, sets: &[&str]) -> String {
         "render {modules:?} {config} {sets:?} should fail"
     );
     String::from_utf8(out.stderr).unwrap()
-}
-
-fn lint(script: &str, name: &str) {
-    let dir = temp_dir(name);
-    let path = dir.join("setup.sh");
-    fs::write(&path, script).unwrap();
-    for (program, args) in [("bash", vec!["-n"]), ("shellcheck", vec!["-s", "bash"])] {
-        let out = Command::new(program)
-            .args(&args)
-            .arg(&path)
-            .output()
-            .unwrap_or_else(|e| panic!("{program} is missing ({e}): apt-get install {program}"));
-        assert!(
-            out.status.success(),
-            "{program} {name}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    fs::remove_dir_all(dir).unwrap();
 }
 
 /// One render case: modules, config (after the users), --set values, texts the bundle has,

@@ -61,3 +61,25 @@ pub fn render_to(dir: &Path, args: &[&str], config: Option<&str>) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `bash -n` and `shellcheck -s bash` on a rendered bundle; a missing tool fails with its
+/// install command.
+pub fn lint(script: &str, name: &str) {
+    let dir = temp_dir(name);
+    let path = dir.join("setup.sh");
+    std::fs::write(&path, script).unwrap();
+    for (program, args) in [("bash", vec!["-n"]), ("shellcheck", vec!["-s", "bash"])] {
+        let out = Command::new(program)
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is missing ({e}): apt-get install {program}"));
+        assert!(
+            out.status.success(),
+            "{program} {name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
