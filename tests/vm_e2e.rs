@@ -199,8 +199,15 @@ fn prove_modules(vm: &Vm, key: &Path, swap_bytes: u64) {
     prove_security(vm, key);
 }
 
-/// An SSH attempt from the host as `user` with extra options; the harness's own login is not used.
-fn ssh_as(vm: &Vm, key: &Path, user: &str, options: &[&str]) -> std::process::Output {
+/// A fresh SSH login from the host, not through the harness's shared connection: `options` are
+/// extra ssh options, `port` the forwarded host port.
+fn ssh_from_host(
+    key: &Path,
+    user: &str,
+    port: u16,
+    options: &[&str],
+    command: &str,
+) -> std::process::Output {
     Command::new("ssh")
         .args([
             "-o",
@@ -213,29 +220,6 @@ fn ssh_as(vm: &Vm, key: &Path, user: &str, options: &[&str]) -> std::process::Ou
         .args(["-o", "ConnectTimeout=20", "-o", "IdentitiesOnly=yes", "-i"])
         .arg(key)
         .args(options)
-        .args([
-            "-p",
-            &vm.ssh_port().to_string(),
-            &format!("{user}@127.0.0.1"),
-            "true",
-        ])
-        .output()
-        .expect("run ssh")
-}
-
-/// A fresh SSH login from the host on another forwarded port.
-fn ssh_as_port(key: &Path, user: &str, port: u16, command: &str) -> std::process::Output {
-    Command::new("ssh")
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-        ])
-        .args(["-o", "ConnectTimeout=20", "-o", "IdentitiesOnly=yes", "-i"])
-        .arg(key)
         .args([
             "-p",
             &port.to_string(),
@@ -261,7 +245,13 @@ fn prove_security(vm: &Vm, key: &Path) {
         );
     }
     // From outside: no password login is offered, and root cannot log in even with a key.
-    let password = ssh_as(vm, key, ADMIN, &["-o", "PubkeyAuthentication=no"]);
+    let password = ssh_from_host(
+        key,
+        ADMIN,
+        vm.ssh_port(),
+        &["-o", "PubkeyAuthentication=no"],
+        "true",
+    );
     let stderr = String::from_utf8_lossy(&password.stderr);
     assert!(!password.status.success(), "password login must be refused");
     assert!(
@@ -271,7 +261,9 @@ fn prove_security(vm: &Vm, key: &Path) {
     vm.ssh_ok("sudo -n install -d -m 0700 /root/.ssh");
     vm.ssh_ok("sudo -n cp /home/admin/.ssh/authorized_keys /root/.ssh/authorized_keys");
     assert!(
-        !ssh_as(vm, key, "root", &[]).status.success(),
+        !ssh_from_host(key, "root", vm.ssh_port(), &[], "true")
+            .status
+            .success(),
         "root login must be refused, even with a key"
     );
     vm.ssh_ok("sudo -n rm -f /root/.ssh/authorized_keys");
@@ -521,7 +513,7 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
         vm.ssh_ok("apt-config dump Unattended-Upgrade::Automatic-Reboot")
             .contains("\"true\"")
     );
-    let fresh = ssh_as_port(&key.private, ADMIN, port_2222, "sudo -n true");
+    let fresh = ssh_from_host(&key.private, ADMIN, port_2222, &[], "sudo -n true");
     assert!(
         fresh.status.success(),
         "a new login on port 2222 must work: {}",
