@@ -125,6 +125,21 @@ fn validate(config: &Config) -> Vec<Diagnostic> {
             );
         }
     }
+    for (i, route) in settings.advertise_routes.iter().enumerate() {
+        if !route.as_str().contains('/') {
+            problems.push(
+                Diagnostic::new(
+                    "config",
+                    format!("{} is an address, not a network", route.as_str()),
+                )
+                .with_path(format!("tailscale.advertise_routes[{i}]"))
+                .with_help(format!(
+                    "tailscale advertises networks: write {}/32 (or /128) for one address",
+                    route.as_str()
+                )),
+            );
+        }
+    }
     if settings.ssh_only_over_tailnet && !config.security.firewall.enabled {
         problems.push(
             Diagnostic::new(
