@@ -29,18 +29,6 @@ fn defined_functions(text: &str) -> impl Iterator<Item = &str> {
 /// The bundle's own code around the runtime and the sections: what it calls is reached.
 const WRAPPER: &str = include_str!("../templates/targets/setup.sh.j2");
 
-/// The bash runtime a bundle starts with: every file, except optional ones whose functions
-/// none of `sections` calls, compacted, and without the functions neither the runtime's own
-/// top-level code, the wrapper nor any section reaches (see [`shrink::shrink`]).
-pub fn runtime(sections: &[Section]) -> String {
-    let callers: Vec<&str> = sections
-        .iter()
-        .map(|s| s.text.as_str())
-        .chain([WRAPPER])
-        .collect();
-    shrink::shrink(&runtime_source(sections), &callers)
-}
-
 /// The runtime files a bundle with `sections` carries, as written in templates/runtime.
 pub fn runtime_source(sections: &[Section]) -> String {
     RUNTIME_FILES
@@ -96,9 +84,24 @@ pub fn readable_sections(c: &Compilation) -> Result<Vec<Section>> {
         .collect()
 }
 
-/// Assembles `setup.sh`.
+/// Assembles `setup.sh`: the runtime and the sections shrunk together, so functions of either
+/// that nothing reaches are left out (see [`shrink::shrink_all`]).
 pub fn setup_sh(c: &Compilation, sections: &[Section]) -> Result<String> {
-    assemble(c, sections, &runtime(sections))
+    let runtime = runtime_source(sections);
+    let mut texts = vec![runtime.as_str()];
+    texts.extend(sections.iter().map(|s| s.text.as_str()));
+    texts.push(WRAPPER);
+    let mut shrunk = shrink::shrink_all(&texts, 0..texts.len() - 1).into_iter();
+    let runtime = shrunk.next().unwrap_or_default();
+    let sections: Vec<Section> = sections
+        .iter()
+        .zip(shrunk)
+        .map(|(s, text)| Section {
+            module: s.module,
+            text,
+        })
+        .collect();
+    assemble(c, &sections, &runtime)
 }
 
 /// `setup.sh` before any shrinking: every runtime file as written, every comment. What ships

@@ -649,10 +649,10 @@ fn compile_case(
     phanes::compile::compile(&request).unwrap_or_else(|e| panic!("{profile} + {modules:?}: {e:?}"))
 }
 
-/// The shipped bundle is the readable one compacted and without runtime functions nothing
-/// reaches: bash defines the same variables, every function it keeps identically, every
-/// function of the modules and the wrapper, and every function any kept function names
-/// (directly, or as `prefix$x`).
+/// The shipped bundle is the readable one compacted and without the functions nothing reaches:
+/// bash defines the same variables, every function it keeps identically, every step, handler
+/// and module entry point, and every function the bundle or any kept function names (directly,
+/// or as `prefix$x`).
 #[test]
 fn shrinking_bundles_keeps_every_definition_that_is_reached() {
     for (profile, config, modules) in shrink_cases() {
@@ -681,15 +681,24 @@ fn shrinking_bundles_keeps_every_definition_that_is_reached() {
         for (name, body) in &kept {
             assert_eq!(Some(body), all.get(name), "{case}: {name} changed");
         }
-        let runtime: String = phanes::bundle::RUNTIME_FILES
-            .iter()
-            .map(|(_, t)| *t)
-            .collect();
-        for name in all.keys() {
-            let runtime_function = runtime.contains(&format!("\n{name}() {{"));
+        // The entry points the runtime calls by built names, and every name the shipped text
+        // mentions anywhere (top-level code, strings, function bodies), are defined.
+        let entry = |f: &str| {
+            ["main", "phanes_register"].contains(&f)
+                || ["phanes_module__", "handler__"]
+                    .iter()
+                    .any(|p| f.starts_with(p))
+                || ["__check", "__apply", "__skip"]
+                    .iter()
+                    .any(|s| f.ends_with(s))
+        };
+        for name in all.keys().filter(|f| entry(f)) {
+            assert!(kept.contains_key(name), "{case}: {name} was left out");
+        }
+        for word in shipped.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
             assert!(
-                runtime_function || kept.contains_key(name),
-                "{case}: {name} (a module's or the wrapper's) was left out"
+                !all.contains_key(word) || kept.contains_key(word),
+                "{case}: the bundle names {word}, which was left out"
             );
         }
         for (name, body) in &kept {
@@ -723,5 +732,119 @@ fn shrinking_bundles_keeps_every_definition_that_is_reached() {
                 }
             }
         }
+    }
+}
+
+/// Renders `profile` (with `config`) for `provider` into a fresh folder; the render itself
+/// fails when the user-data is over the provider's limit.
+fn render_for(profile: &str, config: Option<&str>, provider: &str) -> std::path::PathBuf {
+    let dir = temp_dir(&format!("provider-{profile}-{provider}"));
+    render_to(
+        &dir,
+        &[
+            "--profile",
+            profile,
+            "--provider",
+            provider,
+            "--format",
+            "cloud-init",
+        ],
+        config,
+    );
+    dir
+}
+
+/// Hetzner's 32 KiB with room to spare: with the defaults, at least 2 KiB left for the user's
+/// own settings; with [`FULL_CONFIG`] (two users, locales, a host name) still under the limit
+/// (the render fails when it is not).
+#[test]
+fn every_built_in_profile_fits_hetzner_with_room_to_spare() {
+    for (profile, _) in phanes::profile::BUILT_IN {
+        for config in [None, Some(FULL_CONFIG)] {
+            let dir = render_for(profile, config, "hetzner");
+            let size = fs::metadata(dir.join("user-data.yaml")).unwrap().len();
+            let room = if config.is_some() { 0 } else { 2 * 1024 };
+            assert!(
+                size <= 32 * 1024 - room,
+                "{profile} (config: {}): user-data is {size} bytes, less than {room} bytes under Hetzner's 32 KiB",
+                config.is_some()
+            );
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
+
+/// `--provider aws` writes user-data.yaml.gz: the whole `#cloud-config` gzip-compressed, which
+/// cloud-init's own loader takes for a cloud-config, whose schema passes, and which carries
+/// setup.sh byte for byte.
+#[test]
+fn aws_user_data_is_gzip_that_cloud_init_loads_as_cloud_config() {
+    let dir = render_for("minimal", None, "aws");
+    let gz = dir.join("user-data.yaml.gz");
+    let size = fs::metadata(&gz).unwrap().len();
+    assert!(
+        size <= 16 * 1024,
+        "minimal: {size} bytes, over AWS's 16 KiB"
+    );
+    assert!(
+        !dir.join("user-data.yaml").exists(),
+        "aws gets the compressed file only"
+    );
+    // Python's gzip module, then cloud-init's own loader (the one it runs at boot).
+    let plain = dir.join("user-data.yaml");
+    let python = "import gzip, sys; open(sys.argv[2], 'wb').write(gzip.open(sys.argv[1]).read())";
+    assert_ok(
+        Command::new("python3")
+            .args(["-c", python])
+            .arg(&gz)
+            .arg(&plain),
+        "python3 gzip",
+    );
+    let loader = "\
+import sys
+from cloudinit import user_data, util
+data = open(sys.argv[1], 'rb').read()
+parts = [p for p in user_data.UserDataProcessor({}).process(data).walk() if not p.is_multipart()]
+assert [p.get_content_type() for p in parts] == ['text/cloud-config'], [p.get_content_type() for p in parts]
+cfg = util.load_yaml(parts[0].get_payload(decode=True))
+sys.stdout.write(cfg['write_files'][0]['content'])
+";
+    // cloud-init's modules live in the system Python, whatever python3 is first on PATH.
+    let out = validator("/usr/bin/python3", "cloud-init")
+        .args(["-c", loader])
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cloud-init's loader: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shell = temp_dir("aws-shell");
+    render_to(&shell, &["--profile", "minimal", "--format", "shell"], None);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        fs::read_to_string(shell.join("setup.sh")).unwrap(),
+        "the bundle in the AWS user-data is setup.sh"
+    );
+    assert_ok(
+        validator("cloud-init", "cloud-init")
+            .args(["schema", "--config-file"])
+            .arg(&plain),
+        "cloud-init schema (decompressed AWS user-data)",
+    );
+    fs::remove_dir_all(dir).unwrap();
+    fs::remove_dir_all(shell).unwrap();
+}
+
+/// Issue 9's AWS target, not met yet: the web profile, and minimal with users, are over 16 KiB
+/// even compressed (web 19.5 KB, minimal with FULL_CONFIG 17.5 KB); the bundle itself must
+/// shrink further. Run with `cargo test --release --test artifacts -- --ignored`.
+#[test]
+#[ignore = "issue 9: web and minimal-with-users are over AWS's 16 KiB"]
+fn web_and_minimal_with_users_fit_aws() {
+    for (profile, config) in [("web", None), ("minimal", Some(FULL_CONFIG))] {
+        let dir = render_for(profile, config, "aws");
+        fs::remove_dir_all(dir).unwrap();
     }
 }

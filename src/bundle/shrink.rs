@@ -528,32 +528,46 @@ fn reached_from<'a>(text: &str, functions: &'a BTreeMap<String, String>) -> BTre
     found
 }
 
-/// Compacts `library` (see [`compact`]) and leaves out the functions that nothing reaches. The
-/// roots are `library`'s code outside functions and every text in `callers` (the module sections
-/// and the bundle's wrapper); a function reached keeps everything it names. Names are matched as
-/// words anywhere (strings included: validators, traps and `phanes_retry` take function names
-/// as arguments), so the set kept can only be too large. When unsure of the function
-/// boundaries, nothing is left out.
+/// Compacts `library` (see [`compact`]) and leaves out the functions that nothing reaches, with
+/// `callers` as further roots. See [`shrink_all`].
 pub fn shrink(library: &str, callers: &[&str]) -> String {
-    let Some(pieces) = pieces(library) else {
-        return compact(library);
-    };
-    let pieces: Vec<(Option<String>, String)> = pieces
-        .into_iter()
-        .map(|p| (p.function, compact(&p.text)))
-        .collect();
-    let functions: BTreeMap<String, String> = pieces
+    let mut texts = vec![library];
+    texts.extend(callers);
+    let mut out = shrink_all(&texts, 0..1);
+    out.swap_remove(0)
+}
+
+/// Compacts each text (see [`compact`]) and leaves out the functions that nothing reaches, for
+/// the texts in `shaken` (the others keep every function and only serve as roots). The roots
+/// are every text's code outside functions and every function of a text not in `shaken`; a
+/// function reached keeps everything it names. Names are matched as words anywhere (strings
+/// included: validators, traps and `phanes_retry` take function names as arguments), and a
+/// name built at run time (`"handler__$name"`, `"${base}__check"`) reaches every function with
+/// that prefix or suffix, so the set kept can only be too large. A text whose function
+/// boundaries are unclear keeps all of its functions.
+pub fn shrink_all(texts: &[&str], shaken: std::ops::Range<usize>) -> Vec<String> {
+    // (function name if one and shaken, compacted text) per piece, per text.
+    let split: Vec<Vec<(Option<String>, String)>> = texts
         .iter()
+        .enumerate()
+        .map(
+            |(i, text)| match pieces(text).filter(|_| shaken.contains(&i)) {
+                Some(pieces) => pieces
+                    .into_iter()
+                    .map(|p| (p.function, compact(&p.text)))
+                    .collect(),
+                None => vec![(None, compact(text))],
+            },
+        )
+        .collect();
+    let functions: BTreeMap<String, String> = split
+        .iter()
+        .flatten()
         .filter_map(|(name, text)| Some((name.clone()?, text.clone())))
         .collect();
     let mut reached: BTreeSet<&str> = BTreeSet::new();
     let mut todo: Vec<&str> = Vec::new();
-    let roots = pieces
-        .iter()
-        .filter(|(name, _)| name.is_none())
-        .map(|(_, text)| text.as_str())
-        .chain(callers.iter().copied());
-    for root in roots {
+    for (_, root) in split.iter().flatten().filter(|(name, _)| name.is_none()) {
         todo.extend(reached_from(root, &functions));
     }
     while let Some(name) = todo.pop() {
@@ -561,10 +575,15 @@ pub fn shrink(library: &str, callers: &[&str]) -> String {
             todo.extend(reached_from(&functions[name], &functions));
         }
     }
-    pieces
+    split
         .iter()
-        .filter(|(name, _)| name.as_ref().is_none_or(|f| reached.contains(f.as_str())))
-        .map(|(_, text)| text.as_str())
+        .map(|pieces| {
+            pieces
+                .iter()
+                .filter(|(name, _)| name.as_ref().is_none_or(|f| reached.contains(f.as_str())))
+                .map(|(_, text)| text.as_str())
+                .collect()
+        })
         .collect()
 }
 

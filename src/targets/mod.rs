@@ -36,7 +36,7 @@ impl Artifact {
 pub enum Format {
     /// setup.sh, the bash bundle
     Shell,
-    /// user-data.yaml, the #cloud-config
+    /// user-data.yaml, the #cloud-config (user-data.yaml.gz with --provider aws)
     CloudInit,
     /// packer/phanes.pkr.hcl and the setup.sh it uploads
     Packer,
@@ -72,7 +72,7 @@ pub fn render_all(c: &Compilation, options: &TargetOptions) -> Result<Vec<Artifa
 pub fn select(artifacts: Vec<Artifact>, format: Format) -> Vec<Artifact> {
     let wanted = |path: &str| match format {
         Format::Shell => path == shell::PATH,
-        Format::CloudInit => path == cloud_init::PATH,
+        Format::CloudInit => path == cloud_init::PATH || path == cloud_init::GZ_PATH,
         Format::Packer => path.starts_with("packer/"),
         Format::Archive => ["bundle.tar.gz", "manifest.json", "SHA256SUMS"].contains(&path),
     };
