@@ -45,8 +45,9 @@ mkdir -p "$work/empty/profiles"
 printf '{}\n' >"$work/empty/config.yaml"
 cd "$work/empty"
 
-# Must match ALL_MODULES_SETS in benches/render.rs.
-all_modules=$("$phanes" list modules -c config.yaml | awk '{print $1}' | paste -sd, -)
+# Must match ALL_MODULES_SETS and ALL_MODULES_LEFT_OUT in benches/render.rs (coolify conflicts with
+# nginx and caddy; the coolify profile measures it).
+all_modules=$("$phanes" list modules -c config.yaml | awk '$1 != "coolify" {print $1}' | paste -sd, -)
 all_sets=(--set caddy.http_port=8080 --set caddy.https_port=8443)
 profiles=$("$phanes" list profiles -c config.yaml | awk '{print $1}')
 
@@ -72,13 +73,19 @@ for name in $profiles all-modules; do
   for p in hetzner digitalocean aws; do
     # The real check: `--provider` exits 1 when user-data is over the limit.
     # shellcheck disable=SC2046
-    if "$phanes" render $(args_for "$name") --format cloud-init --provider "$p" >/dev/null 2>&1; then
+    if "$phanes" render $(args_for "$name") --format cloud-init --provider "$p" --out "$work/$p-$name" >/dev/null 2>"$work/$p-$name.err"; then
       fits+=" yes |"
     else
       fits+=" **NO** |"
     fi
   done
-  size_rows+="| $name | $raw | $gz | $ud |$fits"$'\n'
+  # AWS gets user-data.yaml.gz; when it is over the limit, its size is in the error.
+  if [ -f "$work/aws-$name/user-data.yaml.gz" ]; then
+    aws_gz=$(stat -c %s "$work/aws-$name/user-data.yaml.gz")
+  else
+    aws_gz=$(grep -oE 'user-data.yaml.gz is [0-9]+ bytes' "$work/aws-$name.err" | grep -oE '[0-9]+')
+  fi
+  size_rows+="| $name | $raw | $gz | $ud | $aws_gz |$fits"$'\n'
   if [ "$name" != all-modules ] && [ "$raw" -gt "$largest_size" ]; then
     largest=$name largest_size=$raw
   fi
@@ -148,20 +155,23 @@ if [ "$over50" = 1 ]; then
 else
   findings+="- Render meets the 50 ms target: \`phanes render --out\` of the largest built-in profile ($largest) takes a median of $(printf %.1f "$hf_largest_ms") ms of process wall time; the all-modules profile $(printf %.1f "$hf_all_ms") ms."$'\n'
 fi
-while IFS='|' read -r _ name _raw _gz ud het dig aws _; do
-  name=$(echo "$name" | xargs) ud=$(echo "$ud" | xargs)
+while IFS='|' read -r _ name _raw _gz ud aws_gz het dig aws _; do
+  name=$(echo "$name" | xargs) ud=$(echo "$ud" | xargs) aws_gz=$(echo "$aws_gz" | xargs)
   [ -n "$name" ] || continue
   kind="built-in profile"
   [ "$name" = all-modules ] && kind="synthetic, every module; not a built-in profile, so no size target"
   [[ $het == *NO* ]] && findings+="- **$name** ($kind): user-data is $ud bytes, **over Hetzner's 32 KiB** (32768)."$'\n'
   [[ $dig == *NO* ]] && findings+="- **$name** ($kind): user-data is $ud bytes, **over DigitalOcean's 64 KiB** (65536)."$'\n'
   if [[ $aws == *NO* ]]; then
-    findings+="- **$name** ($kind): user-data is $ud bytes, **over AWS's 16 KiB** (16384) by $((ud - 16384)) bytes"
+    findings+="- **$name** ($kind): user-data.yaml.gz is $aws_gz bytes, **over AWS's 16 KiB** (16384) by $((aws_gz - 16384)) bytes"
     case $name in minimal | web) findings+=" — the issue's target is that $name fits AWS; it does not." ;; *) findings+="." ;; esac
     findings+=$'\n'
   fi
   if [ "$name" != all-modules ] && [[ $het != *NO* ]]; then
     findings+="- $name: user-data $ud bytes, under Hetzner's 32 KiB with $((32768 - ud)) bytes ($(( (32768 - ud) * 100 / 32768 ))%) to spare."$'\n'
+  fi
+  if [ "$name" != all-modules ] && [[ $aws != *NO* ]]; then
+    findings+="- $name: user-data.yaml.gz $aws_gz bytes, under AWS's 16 KiB with $((16384 - aws_gz)) bytes ($(( (16384 - aws_gz) * 100 / 16384 ))%) to spare."$'\n'
   fi
 done <<<"$size_rows"
 scaling_word=$(awk -v r="$scaling_ratio" 'BEGIN {
@@ -228,11 +238,14 @@ server.
   all-modules profile, start to exit, writing every artifact (each file is synced to disk before it is
   renamed into place), and, for comparison, the largest profile with setup.sh to stdout (no files,
   no sync). The 50 ms target applies to the \`--out\` rows.
-- **Sizes**: the artifacts of \`phanes render --out\`. *gzip* is \`gzip -9 -n\` of setup.sh (cloud-init
-  carries the bundle as gz+b64 when that is smaller, so user-data is about 4/3 of it plus the YAML
-  around). *fits* runs \`phanes render --format cloud-init --provider P\` and reports its exit status:
-  the limit is checked on user-data.yaml as submitted (Hetzner 32 KiB, DigitalOcean 64 KiB, AWS
-  16 KiB).
+- **Sizes**: the artifacts of \`phanes render --out\`, with the default config. setup.sh is the shipped
+  bundle (comments, indentation and unreached functions left out; see src/bundle/shrink.rs). *gzip* is
+  \`gzip -9 -n\` of setup.sh. *user-data.yaml* is what Hetzner and DigitalOcean get: the bundle as
+  gz+b64 inside the \`#cloud-config\` when that is smaller, so about 4/3 of the gzip plus the YAML
+  around. *user-data.yaml.gz* is what \`--provider aws\` writes instead: the whole \`#cloud-config\`
+  with the bundle as plain text, gzip-compressed (Zopfli) as one file, which cloud-init decompresses.
+  *fits* runs \`phanes render --format cloud-init --provider P\` and reports its exit status: the
+  limit is checked on the file as submitted (Hetzner 32 KiB, DigitalOcean 64 KiB, AWS 16 KiB).
 
 ## Render time, in process (criterion)
 
@@ -252,8 +265,8 @@ compile vs render_all (all-modules medians): $(fmt_ns "$(crit_median stages comp
 ${hf_rows}
 ## Sizes (bytes)
 
-| profile | setup.sh | setup.sh gzip -9 | user-data.yaml | fits Hetzner 32 KiB | fits DigitalOcean 64 KiB | fits AWS 16 KiB |
-|---|---|---|---|---|---|---|
+| profile | setup.sh | setup.sh gzip -9 | user-data.yaml (Hetzner, DigitalOcean) | user-data.yaml.gz (AWS) | fits Hetzner 32 KiB | fits DigitalOcean 64 KiB | fits AWS 16 KiB |
+|---|---|---|---|---|---|---|---|
 ${size_rows}
 EOF
 echo "wrote $out" >&2

@@ -347,6 +347,14 @@ fn render(args: &RenderArgs) -> Result<Vec<u8>> {
                 .iter()
                 .find(|a| !a.path.ends_with("setup.sh") || format == Format::Shell)
                 .expect("every format has a main file");
+            if main_file.path.ends_with(".gz")
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                bail!(
+                    "{} is gzip (binary): redirect stdout to a file or use --out DIR",
+                    main_file.path
+                );
+            }
             Ok(main_file.bytes.clone())
         }
     }

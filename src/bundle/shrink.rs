@@ -363,9 +363,10 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
     lexer.at_top().then_some(lines)
 }
 
-/// Drops comments (except [`KEPT_COMMENTS`]), blank lines and leading indentation from bash
-/// code. Here-documents and multi-line strings stay byte for byte, and a line continued with a
-/// backslash keeps its whitespace. Returns `text` unchanged when the lexer is unsure.
+/// Drops comments (except shellcheck directives and `# >>>`/`# <<<` markers), blank lines and
+/// leading indentation from bash code. Here-documents and multi-line strings stay byte for byte;
+/// a line continued with a backslash loses its leading blanks only after a blank (words stay
+/// apart) and is never dropped. Returns `text` unchanged when the lexer is unsure.
 pub fn compact(text: &str) -> String {
     let Some(lines) = lex(text) else {
         return text.to_string();
