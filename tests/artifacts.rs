@@ -661,6 +661,15 @@ fn shrinking_bundles_keeps_every_definition_that_is_reached() {
         let c = compile_case(&profile, config, &modules, &dir);
         let shipped = phanes::bundle::setup_sh(&c, &phanes::bundle::sections(&c).unwrap()).unwrap();
         let readable = phanes::bundle::readable_setup_sh(&c).unwrap();
+        // The lexer was sure of every section (unsure, it leaves the text as it is).
+        for section in phanes::bundle::readable_sections(&c).unwrap() {
+            let compact = phanes::bundle::shrink::compact(&section.text);
+            assert!(
+                compact.len() < section.text.len(),
+                "{case}: module {} was not compacted",
+                section.module
+            );
+        }
         fs::remove_dir_all(dir).unwrap();
         let without_main = |s: &str| {
             s.strip_suffix("main \"$@\"\n")
