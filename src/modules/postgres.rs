@@ -24,13 +24,18 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     ports: super::no_ports,
 };
 
-/// The distribution's server package, or the repository tools for PGDG.
+/// The distribution's server package, or the repository tools for PGDG; python3 for role checks.
 fn packages(config: &Config) -> Vec<String> {
     let settings = &config.postgres;
     let server = server_package(settings);
     let mut list = vendor::packages(settings.source, &[server.as_str()]);
     if settings.source == Source::Distro {
         list.push("postgresql-common".into());
+    }
+    // The role checks verify passwords against PostgreSQL's SCRAM verifiers with python3 (in
+    // every cloud image already, as cloud-init's interpreter).
+    if !settings.roles.is_empty() {
+        list.push("python3".into());
     }
     list
 }
