@@ -7,7 +7,11 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Built-in profiles, embedded at build time.
-pub const BUILT_IN: &[(&str, &str)] = &[("minimal", include_str!("../profiles/minimal.yaml"))];
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("minimal", include_str!("../profiles/minimal.yaml")),
+    ("web", include_str!("../profiles/web.yaml")),
+    ("database", include_str!("../profiles/database.yaml")),
+];
 
 /// The profile used when neither `--profile` nor the config names one.
 pub const DEFAULT_PROFILE: &str = "minimal";

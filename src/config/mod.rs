@@ -37,6 +37,8 @@ pub struct Config {
     pub postgres: modules::postgres::Settings,
     /// Settings of the `redis` module.
     pub redis: modules::redis::Settings,
+    /// Settings of the `devtools` module.
+    pub devtools: modules::devtools::Settings,
 }
 
 /// A YAML document holding (part of) a config, and where it came from.

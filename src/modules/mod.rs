@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod caddy;
+pub mod devtools;
 pub mod docker;
 pub mod monitoring;
 pub mod nginx;
@@ -140,6 +141,7 @@ pub const ALL: &[&ModuleSpec] = &[
     &caddy::MODULE,
     &postgres::MODULE,
     &redis::MODULE,
+    &devtools::MODULE,
 ];
 
 /// Looks a module up by name.
