@@ -126,6 +126,7 @@ pub fn setup_sh(c: &Compilation, sections: &[Section]) -> Result<String> {
         modules => c.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
         config_sha256 => &c.config_sha256,
         packages => crate::modules::all_packages(&c.modules, &c.config),
+        package_modules => crate::modules::package_modules(&c.modules, &c.config),
         runtime => runtime(sections),
         sections => sections.iter().map(|s| context! { name => s.module, text => &s.text }).collect::<Vec<_>>(),
     };
