@@ -715,7 +715,7 @@ fn database_case(release: Release) {
     converged(&vm, BUNDLE).unwrap();
 
     // Secrets stay out of the logs phanes writes.
-    let logs = vm.ssh_ok("sudo -n cat /var/log/phanes/*.log /var/lib/phanes/last-run.json /var/log/cloud-init-output.log");
+    let logs = vm.ssh_ok("sudo -n sh -c 'cat /var/log/phanes/*.log /var/lib/phanes/last-run.json /var/log/cloud-init-output.log'");
     for secret in [APP_PASSWORD, APP_PASSWORD_2, report.trim(), password.trim()] {
         assert!(!logs.contains(secret), "a secret is in the logs");
     }
