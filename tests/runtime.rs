@@ -805,6 +805,17 @@ fn apt_and_services_go_through_the_helpers() {
 }
 
 #[test]
+fn a_skip_without_a_reason_runs_the_step_and_no_reason_carries_over() {
+    // demo.skipme skips with a reason just before quiet.file, whose skip succeeds silently.
+    let sb = Sandbox::new(&["demo", "quiet"]);
+    let r = sb.run(&[]);
+    assert_eq!(r.status_of("demo.skipme"), "skipped: not on this machine");
+    assert_eq!(r.status_of("quiet.file"), "changed");
+    assert_eq!(sb.read("root/quiet.txt"), "quiet");
+    assert_eq!(sb.run(&[]).status_of("quiet.file"), "ok");
+}
+
+#[test]
 fn a_package_apt_cannot_install_here_fails_before_anything_is_installed() {
     let sb = Sandbox::new(&["system"]);
     let fake = fixtures().join("bin");
