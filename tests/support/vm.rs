@@ -137,13 +137,22 @@ pub struct ImagePaths {
 /// Builds (or reuses from the cache) the base image of `release`. Panics on failure.
 pub fn ensure_image(release: Release) -> ImagePaths {
     require_vm_tools();
+    let script = repo_dir().join("tests/e2e/build-image.sh");
+    // One folder per version of the recipe: checkouts with different recipes (worktrees,
+    // branches) sharing a cache keep their own images instead of rebuilding each other's.
+    let recipe = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(fs::read(&script).expect("read build-image.sh"));
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
     let cache = std::env::var_os("PHANES_VM_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("target/vm-cache"));
+        .unwrap_or_else(|| repo_dir().join("target/vm-cache"))
+        .join(format!("recipe-{recipe}"));
     let _guard = IMAGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let status = Command::new("bash")
-        .arg(repo_dir().join("tests/e2e/build-image.sh"))
+        .arg(&script)
         .arg(release.codename())
         .arg(&cache)
         .status()
