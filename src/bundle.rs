@@ -6,6 +6,8 @@ use crate::render;
 use anyhow::Result;
 use minijinja::context;
 
+pub mod shrink;
+
 include!(concat!(env!("OUT_DIR"), "/runtime_files.rs"));
 
 /// Marks a runtime file that only bundles calling one of its functions carry (user-data size
@@ -24,9 +26,23 @@ fn defined_functions(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The bundle's own code around the runtime and the sections: what it calls is reached.
+const WRAPPER: &str = include_str!("../templates/targets/setup.sh.j2");
+
 /// The bash runtime a bundle starts with: every file, except optional ones whose functions
-/// none of `sections` calls, without its comments (see [`strip_comments`]).
+/// none of `sections` calls, compacted, and without the functions neither the runtime's own
+/// top-level code, the wrapper nor any section reaches (see [`shrink::shrink`]).
 pub fn runtime(sections: &[Section]) -> String {
+    let callers: Vec<&str> = sections
+        .iter()
+        .map(|s| s.text.as_str())
+        .chain([WRAPPER])
+        .collect();
+    shrink::shrink(&runtime_source(sections), &callers)
+}
+
+/// The runtime files a bundle with `sections` carries, as written in templates/runtime.
+pub fn runtime_source(sections: &[Section]) -> String {
     RUNTIME_FILES
         .iter()
         .map(|(_, text)| *text)
@@ -35,55 +51,8 @@ pub fn runtime(sections: &[Section]) -> String {
                 || defined_functions(text)
                     .any(|name| sections.iter().any(|s| s.text.contains(name)))
         })
-        .map(strip_comments)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Drops comment-only and blank lines from runtime code. The comments are for the engineers
-/// who read templates/runtime; in the bundle they cost user-data bytes that providers limit
-/// (Hetzner 32 KiB). shellcheck directives stay. A test proves that bash defines exactly the same
-/// functions and variables with and without them.
-pub fn strip_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    // Inside a here-document every line is data, kept as it is.
-    let mut heredoc_end: Option<String> = None;
-    for line in text.lines() {
-        let code = line.trim_start();
-        let keep = match &heredoc_end {
-            Some(end) => {
-                if code == end {
-                    heredoc_end = None;
-                }
-                true
-            }
-            None => {
-                heredoc_end = heredoc_terminator(line);
-                !code.is_empty() && (!code.starts_with('#') || code.starts_with("# shellcheck"))
-            }
-        };
-        if keep {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// The word that ends a here-document opened on this line (`<<EOF`, `<<-'EOF'`), if any.
-fn heredoc_terminator(line: &str) -> Option<String> {
-    let rest = line.split_once("<<")?.1;
-    if rest.starts_with('<') {
-        return None; // a here-string, `<<<`
-    }
-    let word: String = rest
-        .trim_start_matches('-')
-        .trim_start()
-        .trim_matches(|c| c == '\'' || c == '"')
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    (!word.is_empty()).then_some(word)
 }
 
 /// One module's rendered steps.
@@ -95,8 +64,18 @@ pub struct Section {
     pub text: String,
 }
 
-/// Renders each selected module's template with its own settings.
+/// Renders each selected module's template with its own settings, compacted (see
+/// [`shrink::compact`]).
 pub fn sections(c: &Compilation) -> Result<Vec<Section>> {
+    let mut sections = readable_sections(c)?;
+    for section in &mut sections {
+        section.text = shrink::compact(&section.text);
+    }
+    Ok(sections)
+}
+
+/// The sections as the templates render them, comments and indentation included.
+pub fn readable_sections(c: &Compilation) -> Result<Vec<Section>> {
     let all_settings = serde_json::to_value(&c.config)?;
     c.modules
         .iter()
@@ -119,6 +98,17 @@ pub fn sections(c: &Compilation) -> Result<Vec<Section>> {
 
 /// Assembles `setup.sh`.
 pub fn setup_sh(c: &Compilation, sections: &[Section]) -> Result<String> {
+    assemble(c, sections, &runtime(sections))
+}
+
+/// `setup.sh` before any shrinking: every runtime file as written, every comment. What ships
+/// is [`setup_sh`]; this is for reading it and for the tests that prove the two define the same.
+pub fn readable_setup_sh(c: &Compilation) -> Result<String> {
+    let sections = readable_sections(c)?;
+    assemble(c, &sections, &runtime_source(&sections))
+}
+
+fn assemble(c: &Compilation, sections: &[Section], runtime: &str) -> Result<String> {
     let ctx = context! {
         version => crate::VERSION,
         profile => &c.profile.name,
@@ -127,7 +117,7 @@ pub fn setup_sh(c: &Compilation, sections: &[Section]) -> Result<String> {
         config_sha256 => &c.config_sha256,
         packages => crate::modules::all_packages(&c.modules, &c.config),
         package_modules => crate::modules::package_modules(&c.modules, &c.config),
-        runtime => runtime(sections),
+        runtime => runtime,
         sections => sections.iter().map(|s| context! { name => s.module, text => &s.text }).collect::<Vec<_>>(),
     };
     render::render(&c.env, "targets/setup.sh", ctx)

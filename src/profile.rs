@@ -11,6 +11,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("minimal", include_str!("../profiles/minimal.yaml")),
     ("web", include_str!("../profiles/web.yaml")),
     ("database", include_str!("../profiles/database.yaml")),
+    ("coolify", include_str!("../profiles/coolify.yaml")),
+    ("dev", include_str!("../profiles/dev.yaml")),
 ];
 
 /// The profile used when neither `--profile` nor the config names one.

@@ -499,37 +499,229 @@ fn collect_leaf_keys(value: &serde_json::Value, prefix: &str, keys: &mut Vec<Str
     }
 }
 
-/// What bash defines after sourcing `code` (the runtime only defines; nothing runs).
+/// What bash defines after sourcing `code` (the runtime only defines; nothing runs): its
+/// functions (`declare -f`) and the phanes variables.
 fn bash_definitions(code: &str) -> String {
+    let (functions, variables) = bash_defines(code);
+    let variables: Vec<&str> = variables
+        .lines()
+        .filter(|l| l.contains(" PHANES") || l.contains(" _PHANES"))
+        .collect();
+    format!("{functions}{}", variables.join("\n"))
+}
+
+/// Sources `code` in a clean bash and returns (`declare -f`, `declare -p` without bash's own
+/// changing variables).
+fn bash_defines(code: &str) -> (String, String) {
     let dir = temp_dir("definitions");
     fs::write(dir.join("code.sh"), code).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg("source ./code.sh; declare -f; declare -p | grep -E '^declare [^ ]+ (PHANES|_PHANES)'")
+    let script = "source ./code.sh; declare -f >functions; declare -p >variables";
+    let out = Command::new("env")
+        .args([
+            "-i",
+            "PATH=/usr/bin:/bin",
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-c",
+            script,
+        ])
         .current_dir(&dir)
         .output()
         .unwrap();
-    fs::remove_dir_all(dir).unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    let functions = fs::read_to_string(dir.join("functions")).unwrap();
+    // Bash's own variables change from one shell to the next (SECONDS, RANDOM, BASH_*).
+    let dynamic = [
+        "_",
+        "BASHPID",
+        "EPOCHREALTIME",
+        "EPOCHSECONDS",
+        "LINENO",
+        "RANDOM",
+        "SECONDS",
+        "SRANDOM",
+        "PIPESTATUS",
+        "FUNCNAME",
+        "PPID",
+        "SHLVL",
+        "PWD",
+        "OLDPWD",
+    ];
+    let variables = fs::read_to_string(dir.join("variables"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let name = l
+                .split_whitespace()
+                .nth(2)
+                .and_then(|n| n.split('=').next())
+                .unwrap_or("");
+            !name.starts_with("BASH") && !dynamic.contains(&name)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::remove_dir_all(dir).unwrap();
+    (functions, variables)
 }
 
 #[test]
-fn stripping_runtime_comments_changes_no_definition() {
+fn compacting_runtime_files_changes_no_definition() {
     for (name, text) in phanes::bundle::RUNTIME_FILES {
-        let stripped = phanes::bundle::strip_comments(text);
+        let compact = phanes::bundle::shrink::compact(text);
         assert!(
-            stripped.len() < text.len(),
-            "{name} has no comments to strip?"
+            compact.len() < text.len(),
+            "{name}: nothing compacted (is the lexer unsure of something in it?)"
         );
         assert_eq!(
             bash_definitions(text),
-            bash_definitions(&stripped),
-            "{name}: stripping comments changed the code"
+            bash_definitions(&compact),
+            "{name}: compacting changed the code"
         );
+    }
+}
+
+/// `declare -f` output split into functions: name → definition.
+fn functions_of(declare_f: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in declare_f.lines() {
+        if let Some(name) = line.strip_suffix(" () ") {
+            if let Some((n, body)) = current.take() {
+                out.insert(n, body);
+            }
+            current = Some((name.to_string(), String::new()));
+        }
+        if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if let Some((n, body)) = current {
+        out.insert(n, body);
+    }
+    out
+}
+
+/// The configs the shrinking proof runs on: every built-in profile with the defaults and with
+/// [`FULL_CONFIG`], and minimal plus each module that is not in a built-in profile.
+fn shrink_cases() -> Vec<(String, Option<&'static str>, Vec<String>)> {
+    let mut cases = Vec::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for (profile, _) in phanes::profile::BUILT_IN {
+        for config in [None, Some(FULL_CONFIG)] {
+            cases.push((profile.to_string(), config, vec![]));
+        }
+        let dir = temp_dir("shrink-cases");
+        let c = compile_case(profile, None, &[], &dir);
+        fs::remove_dir_all(dir).unwrap();
+        covered.extend(c.modules.iter().map(|m| m.name));
+    }
+    for module in phanes::modules::ALL {
+        if !covered.contains(module.name) {
+            cases.push(("minimal".into(), None, vec![module.name.to_string()]));
+        }
+    }
+    cases
+}
+
+fn compile_case(
+    profile: &str,
+    config: Option<&str>,
+    modules: &[String],
+    dir: &Path,
+) -> phanes::compile::Compilation {
+    let path = config.map(|text| {
+        let path = dir.join("phanes.yaml");
+        fs::write(&path, text).unwrap();
+        path
+    });
+    let request = phanes::compile::Request {
+        config: path,
+        profile: Some(profile.to_string()),
+        modules: modules.to_vec(),
+        ..Default::default()
+    };
+    phanes::compile::compile(&request).unwrap_or_else(|e| panic!("{profile} + {modules:?}: {e:?}"))
+}
+
+/// The shipped bundle is the readable one compacted and without runtime functions nothing
+/// reaches: bash defines the same variables, every function it keeps identically, every
+/// function of the modules and the wrapper, and every function any kept function names
+/// (directly, or as `prefix$x`).
+#[test]
+fn shrinking_bundles_keeps_every_definition_that_is_reached() {
+    for (profile, config, modules) in shrink_cases() {
+        let case = format!("{profile} + {modules:?} (config: {})", config.is_some());
+        let dir = temp_dir("shrink");
+        let c = compile_case(&profile, config, &modules, &dir);
+        let shipped = phanes::bundle::setup_sh(&c, &phanes::bundle::sections(&c).unwrap()).unwrap();
+        let readable = phanes::bundle::readable_setup_sh(&c).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+        let without_main = |s: &str| {
+            s.strip_suffix("main \"$@\"\n")
+                .unwrap_or_else(|| panic!("{case}: the bundle ends with main"))
+                .to_string()
+        };
+        assert!(
+            shipped.len() * 10 < readable.len() * 8,
+            "{case}: shipped {} bytes, readable {}: less than 20% shrunk",
+            shipped.len(),
+            readable.len()
+        );
+        let (shipped_f, shipped_v) = bash_defines(&without_main(&shipped));
+        let (readable_f, readable_v) = bash_defines(&without_main(&readable));
+        assert_eq!(shipped_v, readable_v, "{case}: variables differ");
+        let kept = functions_of(&shipped_f);
+        let all = functions_of(&readable_f);
+        for (name, body) in &kept {
+            assert_eq!(Some(body), all.get(name), "{case}: {name} changed");
+        }
+        let runtime: String = phanes::bundle::RUNTIME_FILES
+            .iter()
+            .map(|(_, t)| *t)
+            .collect();
+        for name in all.keys() {
+            let runtime_function = runtime.contains(&format!("\n{name}() {{"));
+            assert!(
+                runtime_function || kept.contains_key(name),
+                "{case}: {name} (a module's or the wrapper's) was left out"
+            );
+        }
+        for (name, body) in &kept {
+            let words: Vec<&str> = body
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .collect();
+            for word in &words {
+                assert!(
+                    !all.contains_key(*word) || kept.contains_key(*word),
+                    "{case}: {name} names {word}, which was left out"
+                );
+            }
+            for (i, _) in body.match_indices('$') {
+                let prefix: String = body[..i]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                if prefix.is_empty() {
+                    continue;
+                }
+                for other in all.keys().filter(|f| f.starts_with(&prefix)) {
+                    assert!(
+                        kept.contains_key(other),
+                        "{case}: {name} calls {prefix}$..., and {other} was left out"
+                    );
+                }
+            }
+        }
     }
 }

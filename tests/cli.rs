@@ -673,3 +673,63 @@ fn readme_tables_match_phanes_list() {
         );
     }
 }
+
+#[test]
+fn a_users_profile_beside_the_config_extends_a_built_in_one_and_plan_shows_the_order() {
+    let dir = temp_dir("extends");
+    // profiles/ next to the config is where phanes looks by default.
+    std::fs::create_dir_all(dir.join("conf/profiles")).unwrap();
+    std::fs::write(
+        dir.join("conf/profiles/edge.yaml"),
+        "name: edge\ndescription: web behind Tailscale, no swap\nextends: web\n\
+         modules: [tailscale]\nremove_modules: [swap]\n\
+         config:\n  tailscale:\n    advertise_tags: [tag:edge]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("conf/phanes.yaml"),
+        "tailscale:\n  hostname: edge-1\n",
+    )
+    .unwrap();
+    let plan = ok(
+        &dir,
+        &["plan", "--config", "conf/phanes.yaml", "--profile", "edge"],
+    );
+    assert!(
+        plan.starts_with("profile edge (minimal > web > edge)"),
+        "{plan}"
+    );
+    // Module sections in run order: the registry's, whatever order the profiles list them in.
+    let sections: Vec<&str> = plan
+        .lines()
+        .filter_map(|l| l.strip_suffix(':'))
+        .filter(|l| !l.starts_with(' '))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            "packages",
+            "baseline",
+            "user",
+            "security",
+            "updates",
+            "tailscale",
+            "docker",
+            "caddy"
+        ],
+        "{plan}"
+    );
+    // The profile's config default and the user's config both reach the steps.
+    assert!(
+        plan.contains(
+            "The node is connected to the tailnet (BackendState Running), as edge-1, tags tag:edge"
+        ),
+        "{plan}"
+    );
+    // tailscaled's port is opened by security, after web's Caddy ports are added.
+    assert!(
+        plan.contains("UFW allows 41641/udp, 80/tcp, 443/tcp, 443/udp"),
+        "{plan}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -502,11 +502,11 @@ fn web_servers_render_sites_and_open_their_ports() {
             yaml: "nginx:\n  remove_default_site: false\n",
             sets: &[],
             has: &[
-                "declare -A NGINX_FILES=()\n\n",
+                "declare -A NGINX_FILES=()\n",
                 "NGINX_REMOVE_DEFAULT=false",
                 "'nginx has no phanes sites (nginx -t",
             ],
-            lacks: &["phanes-websocket"],
+            lacks: &["phanes-websocket", "\nNGINX_FILES["],
         },
         Case {
             name: "caddy",

@@ -37,6 +37,10 @@ pub struct Config {
     pub postgres: modules::postgres::Settings,
     /// Settings of the `redis` module.
     pub redis: modules::redis::Settings,
+    /// Settings of the `tailscale` module.
+    pub tailscale: modules::tailscale::Settings,
+    /// Settings of the `coolify` module.
+    pub coolify: modules::coolify::Settings,
     /// Settings of the `devtools` module.
     pub devtools: modules::devtools::Settings,
 }

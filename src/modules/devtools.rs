@@ -25,11 +25,11 @@ pub const MODULE: ModuleSpec = ModuleSpec {
 };
 
 /// NodeSource's repository signing key (nodesource/distributions; the key at
-/// https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key).
+/// <https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key>).
 pub const NODESOURCE_KEY_FINGERPRINT: &str = "6F71F525282841EEDAF851B42F59B5F99B1BE0B4";
 
 /// Go releases whose official tarball checksums phanes carries: (version, amd64, arm64), from
-/// https://go.dev/dl/?mode=json. The first is the default.
+/// <https://go.dev/dl/?mode=json>. The first is the default.
 pub const GO_RELEASES: &[(&str, &str, &str)] = &[
     (
         "1.25.5",
@@ -174,7 +174,7 @@ pub struct Go {
     pub enabled: bool,
     /// Go version, like 1.25.5. A change replaces /usr/local/go on the next run.
     pub version: GoVersion,
-    /// sha256 of `go<version>.linux-<arch>.tar.gz`, per architecture (https://go.dev/dl/).
+    /// sha256 of `go<version>.linux-<arch>.tar.gz`, per architecture (listed on go.dev/dl).
     /// The defaults are those of the default version; set them with the version (phanes
     /// refuses a version with another version's checksums, and names the ones it knows).
     pub sha256: Checksums,

@@ -70,7 +70,9 @@ pub struct Settings {
     /// Container ports reachable from anywhere while `ufw_integration` is on: `80/tcp`,
     /// `443` (tcp and udp), `6000:6007/tcp`. These are the ports inside the container (the
     /// right-hand side of `-p 8080:80`), as UFW sees forwarded traffic after Docker's
-    /// address translation. Ports published to 127.0.0.1 only need nothing here.
+    /// address translation. Ports published to 127.0.0.1 only need nothing here. Coolify
+    /// publishes its proxy (80, 443), dashboard (host 8000, container 8080), realtime (6001)
+    /// and terminal (6002): the coolify profile lists 80/tcp, 443, 8080/tcp and 6001:6002/tcp.
     pub allow_published: Vec<FirewallRule>,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod caddy;
+pub mod coolify;
 pub mod devtools;
 pub mod docker;
 pub mod monitoring;
@@ -11,6 +12,7 @@ pub mod postgres;
 pub mod redis;
 pub mod security;
 pub mod swap;
+pub mod tailscale;
 pub mod updates;
 pub mod user;
 pub mod vendor;
@@ -149,12 +151,14 @@ pub const ALL: &[&ModuleSpec] = &[
     &security::MODULE,
     &swap::MODULE,
     &updates::MODULE,
+    &tailscale::MODULE,
     &docker::MODULE,
     &monitoring::MODULE,
     &nginx::MODULE,
     &caddy::MODULE,
     &postgres::MODULE,
     &redis::MODULE,
+    &coolify::MODULE,
     &devtools::MODULE,
 ];
 

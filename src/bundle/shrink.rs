@@ -1,0 +1,671 @@
+//! Makes bash code smaller without changing what bash reads: comments, blank lines and leading
+//! indentation go, and runtime functions no bundle reaches are left out. User-data is limited by
+//! the providers (AWS 16 KiB, Hetzner 32 KiB) and every byte of the bundle travels in it.
+//!
+//! Both transformations follow bash's own lexing closely enough to know, at the start of every
+//! line, whether it is code or data (inside quotes, a here-document, a `${...}`); they only
+//! touch code. Whenever the lexer meets something it does not model (a backtick, `case` inside
+//! `$(...)`, quotes it cannot pair), the text is returned unchanged. tests/artifacts.rs proves
+//! on every built-in profile that bash defines the same functions and variables either way.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Comment lines that stay: shellcheck directives, and the `# >>>`/`# <<<` markers the render
+/// tests use to cut a module's helper block out of a bundle.
+const KEPT_COMMENTS: &[&str] = &["# shellcheck", "# >>> ", "# <<< "];
+
+/// Where the lexer is inside a line of bash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ctx {
+    /// Commands: the top level (`sub` false) or inside `$(...)`/`<(...)` (`sub` true, ends at
+    /// the `)` that matches). `parens` counts open subshells/groups.
+    Cmd { sub: bool, parens: u32 },
+    /// Inside "...".
+    Double,
+    /// Inside '...'.
+    Single,
+    /// Inside $'...'.
+    Ansi,
+    /// Inside ${...}; `single_quotes` when a `'` there quotes (not inside "...").
+    Brace { single_quotes: bool },
+    /// Inside $((...)) or ((...)); `parens` counts open parentheses.
+    Arith { parens: u32 },
+}
+
+/// A here-document whose body starts on the next line.
+#[derive(Debug, Clone)]
+struct Heredoc {
+    word: String,
+    strip_tabs: bool,
+}
+
+/// The lexer's state between lines.
+#[derive(Debug, Clone)]
+struct Lexer {
+    stack: Vec<Ctx>,
+    heredocs: Vec<Heredoc>,
+    /// The previous line ended in a backslash outside quotes: this line continues it.
+    continued: bool,
+    /// ... and an unescaped blank came before that backslash, so this line's leading blanks
+    /// are not needed to separate words.
+    blank_before_continuation: bool,
+}
+
+/// What the lexer found in one line.
+struct LineInfo {
+    /// Byte offset of a comment that starts in the line, if any.
+    comment: Option<usize>,
+}
+
+/// The lexer met something it does not model.
+struct Unsure;
+
+impl Lexer {
+    fn new() -> Self {
+        Lexer {
+            stack: vec![Ctx::Cmd {
+                sub: false,
+                parens: 0,
+            }],
+            heredocs: Vec::new(),
+            continued: false,
+            blank_before_continuation: false,
+        }
+    }
+
+    /// At the start of a line: is it code whose leading whitespace bash ignores?
+    fn at_code_start(&self) -> bool {
+        !self.continued && matches!(self.stack.last(), Some(Ctx::Cmd { .. }))
+    }
+
+    /// At the start of a line that continues a command after a blank: its leading blanks can go
+    /// (the line itself cannot: even blank, it ends the command).
+    fn at_squeezable_continuation(&self) -> bool {
+        self.continued
+            && self.blank_before_continuation
+            && matches!(self.stack.last(), Some(Ctx::Cmd { .. }))
+    }
+
+    /// At the top level, between commands: where a function definition can start or end.
+    fn at_top(&self) -> bool {
+        !self.continued
+            && self.heredocs.is_empty()
+            && self.stack
+                == [Ctx::Cmd {
+                    sub: false,
+                    parens: 0,
+                }]
+    }
+
+    /// Reads one line (without its newline) and updates the state.
+    fn line(&mut self, line: &str) -> Result<LineInfo, Unsure> {
+        let b = line.as_bytes();
+        let mut i = 0;
+        self.continued = false;
+        let mut comment = None;
+        while i < b.len() {
+            let c = b[i];
+            let next = b.get(i + 1).copied();
+            let top = *self.stack.last().ok_or(Unsure)?;
+            match top {
+                Ctx::Single => {
+                    if c == b'\'' {
+                        self.stack.pop();
+                    }
+                }
+                Ctx::Ansi => match c {
+                    b'\\' => i += 1,
+                    b'\'' => {
+                        self.stack.pop();
+                    }
+                    _ => {}
+                },
+                Ctx::Double => match c {
+                    b'\\' => i += 1,
+                    b'"' => {
+                        self.stack.pop();
+                    }
+                    b'`' => return Err(Unsure),
+                    b'$' => i += self.dollar(b, i),
+                    _ => {}
+                },
+                Ctx::Brace { single_quotes } => match c {
+                    b'\\' => i += 1,
+                    b'}' => {
+                        self.stack.pop();
+                    }
+                    b'"' => self.stack.push(Ctx::Double),
+                    b'\'' if single_quotes => self.stack.push(Ctx::Single),
+                    // Whether a ' inside "${...}" quotes depends on the operator and bash's
+                    // version: not modelled.
+                    b'\'' => return Err(Unsure),
+                    b'`' => return Err(Unsure),
+                    b'$' => i += self.dollar(b, i),
+                    _ => {}
+                },
+                Ctx::Arith { parens } => match c {
+                    b'\\' => i += 1,
+                    b'(' => self.set_top(Ctx::Arith { parens: parens + 1 }),
+                    b')' if parens > 0 => self.set_top(Ctx::Arith { parens: parens - 1 }),
+                    b')' if next == Some(b')') => {
+                        self.stack.pop();
+                        i += 1;
+                    }
+                    b')' => return Err(Unsure),
+                    b'"' => self.stack.push(Ctx::Double),
+                    b'\'' => self.stack.push(Ctx::Single),
+                    b'`' => return Err(Unsure),
+                    b'$' => i += self.dollar(b, i),
+                    _ => {}
+                },
+                Ctx::Cmd { sub, parens } => match c {
+                    b'\\' => {
+                        if next.is_none() {
+                            self.continued = true;
+                            self.blank_before_continuation = i >= 1
+                                && matches!(b[i - 1], b' ' | b'\t')
+                                && (i < 2 || b[i - 2] != b'\\');
+                        }
+                        i += 1;
+                    }
+                    b'\'' => self.stack.push(Ctx::Single),
+                    b'"' => self.stack.push(Ctx::Double),
+                    b'`' => return Err(Unsure),
+                    b'$' => i += self.dollar(b, i),
+                    b'#' if word_start(b, i) => {
+                        comment = Some(i);
+                        break;
+                    }
+                    b'(' if next == Some(b'(') && word_start(b, i) => {
+                        self.stack.push(Ctx::Arith { parens: 0 });
+                        i += 1;
+                    }
+                    b'(' => self.set_top(Ctx::Cmd {
+                        sub,
+                        parens: parens + 1,
+                    }),
+                    b')' if parens > 0 => self.set_top(Ctx::Cmd {
+                        sub,
+                        parens: parens - 1,
+                    }),
+                    b')' if sub => {
+                        self.stack.pop();
+                    }
+                    // A case pattern at the top level: nothing to track.
+                    b')' => {}
+                    b'<' if next == Some(b'<') => {
+                        if b.get(i + 2) == Some(&b'<') {
+                            i += 2; // a here-string
+                        } else {
+                            i = self.heredoc(b, i + 2)?;
+                            continue;
+                        }
+                    }
+                    // `case` inside $(...) has unbalanced `)` in its patterns.
+                    b'c' if sub && word_start(b, i) && is_word(b, i, "case") => {
+                        return Err(Unsure);
+                    }
+                    _ => {}
+                },
+            }
+            i += 1;
+        }
+        Ok(LineInfo { comment })
+    }
+
+    fn set_top(&mut self, ctx: Ctx) {
+        if let Some(top) = self.stack.last_mut() {
+            *top = ctx;
+        }
+    }
+
+    /// Handles a `$` at `i`; returns how many extra bytes it consumed.
+    fn dollar(&mut self, b: &[u8], i: usize) -> usize {
+        let in_double = matches!(self.stack.last(), Some(Ctx::Double));
+        match (b.get(i + 1), b.get(i + 2)) {
+            (Some(b'('), Some(b'(')) => {
+                self.stack.push(Ctx::Arith { parens: 0 });
+                2
+            }
+            (Some(b'('), _) => {
+                self.stack.push(Ctx::Cmd {
+                    sub: true,
+                    parens: 0,
+                });
+                1
+            }
+            (Some(b'{'), _) => {
+                self.stack.push(Ctx::Brace {
+                    single_quotes: !in_double,
+                });
+                1
+            }
+            (Some(b'\''), _) if !in_double => {
+                self.stack.push(Ctx::Ansi);
+                1
+            }
+            (Some(b'"'), _) if !in_double => {
+                self.stack.push(Ctx::Double);
+                1
+            }
+            _ => 0,
+        }
+    }
+
+    /// Reads a here-document's word after `<<` (at `i`); returns where lexing goes on.
+    fn heredoc(&mut self, b: &[u8], mut i: usize) -> Result<usize, Unsure> {
+        let strip_tabs = b.get(i) == Some(&b'-');
+        if strip_tabs {
+            i += 1;
+        }
+        while matches!(b.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        let word_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let (start, end, after) = match b.get(i) {
+            Some(&q @ (b'\'' | b'"')) => {
+                let end = (i + 1..b.len()).find(|&j| b[j] == q).ok_or(Unsure)?;
+                (i + 1, end, end + 1)
+            }
+            Some(b'\\') => {
+                let end = (i + 1..b.len())
+                    .find(|&j| !word_char(b[j]))
+                    .unwrap_or(b.len());
+                (i + 1, end, end)
+            }
+            _ => {
+                let end = (i..b.len()).find(|&j| !word_char(b[j])).unwrap_or(b.len());
+                (i, end, end)
+            }
+        };
+        let word = &b[start..end];
+        if word.is_empty() || !word.iter().all(|&c| word_char(c)) {
+            return Err(Unsure);
+        }
+        self.heredocs.push(Heredoc {
+            word: String::from_utf8_lossy(word).into_owned(),
+            strip_tabs,
+        });
+        Ok(after)
+    }
+}
+
+/// Whether byte `i` starts a word: at the line's start or after a metacharacter.
+fn word_start(b: &[u8], i: usize) -> bool {
+    i == 0
+        || matches!(
+            b[i - 1],
+            b' ' | b'\t' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>'
+        )
+}
+
+/// Whether the word at `i` is exactly `word`.
+fn is_word(b: &[u8], i: usize, word: &str) -> bool {
+    let end = i + word.len();
+    b.get(i..end) == Some(word.as_bytes())
+        && b.get(end)
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+}
+
+/// One line of code as the lexer saw it.
+struct Line<'a> {
+    text: &'a str,
+    /// Inside a here-document: data, kept byte for byte.
+    heredoc: bool,
+    /// Starts as code (not inside quotes, `${...}`, or a continued line).
+    code_start: bool,
+    /// Continues a command after a blank: leading blanks can go, the line stays.
+    squeezable: bool,
+    /// Starts at the top level, between commands.
+    top: bool,
+    /// Where a comment starts in it.
+    comment: Option<usize>,
+}
+
+/// Lexes `text` line by line; `None` when the lexer is unsure or the text does not end at the
+/// top level (unbalanced quotes, an unfinished here-document).
+fn lex(text: &str) -> Option<Vec<Line<'_>>> {
+    let mut lexer = Lexer::new();
+    let mut lines = Vec::new();
+    for text in text.lines() {
+        if let Some(doc) = lexer.heredocs.first() {
+            let body = if doc.strip_tabs {
+                text.trim_start_matches('\t')
+            } else {
+                text
+            };
+            if body == doc.word {
+                lexer.heredocs.remove(0);
+            }
+            lines.push(Line {
+                text,
+                heredoc: true,
+                code_start: false,
+                squeezable: false,
+                top: false,
+                comment: None,
+            });
+            continue;
+        }
+        let code_start = lexer.at_code_start();
+        let squeezable = lexer.at_squeezable_continuation();
+        let top = lexer.at_top();
+        let info = lexer.line(text).ok()?;
+        lines.push(Line {
+            text,
+            heredoc: false,
+            code_start,
+            squeezable,
+            top,
+            comment: info.comment,
+        });
+    }
+    lexer.at_top().then_some(lines)
+}
+
+/// Drops comments (except [`KEPT_COMMENTS`]), blank lines and leading indentation from bash
+/// code. Here-documents and multi-line strings stay byte for byte, and a line continued with a
+/// backslash keeps its whitespace. Returns `text` unchanged when the lexer is unsure.
+pub fn compact(text: &str) -> String {
+    let Some(lines) = lex(text) else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in &lines {
+        if line.heredoc {
+            out.push_str(line.text);
+            out.push('\n');
+            continue;
+        }
+        let mut code = line.text;
+        let mut indent = 0;
+        if line.code_start || line.squeezable {
+            let trimmed = code.trim_start_matches([' ', '\t']);
+            indent = code.len() - trimmed.len();
+            code = trimmed;
+        }
+        if let Some(at) = line.comment {
+            let comment = &line.text[at..];
+            if KEPT_COMMENTS.iter().any(|k| comment.starts_with(k)) {
+                // Kept as it is, on its own line or after code.
+            } else {
+                code = trim_code_end(&code[..at - indent]);
+            }
+        }
+        if code.is_empty() && line.code_start {
+            continue; // a blank or comment-only line between commands
+        }
+        out.push_str(code);
+        out.push('\n');
+    }
+    out
+}
+
+/// Trailing blanks off code whose comment was cut, keeping an escaped blank (`\ `).
+fn trim_code_end(code: &str) -> &str {
+    let trimmed = code.trim_end_matches([' ', '\t']);
+    if trimmed.ends_with('\\') && trimmed.len() < code.len() {
+        &code[..trimmed.len() + 1]
+    } else {
+        trimmed
+    }
+}
+
+/// A top-level piece of a runtime file: a function definition or other code.
+#[derive(Debug)]
+struct Piece {
+    /// The function it defines, if it is one.
+    function: Option<String>,
+    text: String,
+}
+
+/// Splits bash code into top-level function definitions (`name() {` ... a `}` line, or
+/// `name() { ...; }` on one line) and the code between them. `None` when unsure.
+fn pieces(text: &str) -> Option<Vec<Piece>> {
+    let lines = lex(text)?;
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for line in &lines {
+        let code = match line.comment {
+            Some(at) => line.text[..at].trim_end(),
+            None => line.text.trim_end(),
+        };
+        if let Some((name, body)) = open.as_mut() {
+            if line.top && function_head(code).is_some() {
+                return None; // the previous function's `}` was not where expected
+            }
+            body.push_str(line.text);
+            body.push('\n');
+            if line.top && code == "}" {
+                pieces.push(Piece {
+                    function: Some(std::mem::take(name)),
+                    text: std::mem::take(body),
+                });
+                open = None;
+            }
+            continue;
+        }
+        let definition = line.top.then(|| function_head(code)).flatten();
+        match definition {
+            Some((name, "")) => {
+                open = Some((name.to_string(), format!("{}\n", line.text)));
+            }
+            Some((name, rest)) if rest.ends_with('}') => pieces.push(Piece {
+                function: Some(name.to_string()),
+                text: format!("{}\n", line.text),
+            }),
+            Some(_) => return None,
+            None => match pieces.last_mut() {
+                Some(Piece {
+                    function: None,
+                    text,
+                }) => {
+                    text.push_str(line.text);
+                    text.push('\n');
+                }
+                _ => pieces.push(Piece {
+                    function: None,
+                    text: format!("{}\n", line.text),
+                }),
+            },
+        }
+    }
+    open.is_none().then_some(pieces)
+}
+
+/// `name() {` at the start of `code`: the name and what follows the brace.
+fn function_head(code: &str) -> Option<(&str, &str)> {
+    let (name, rest) = code.split_once("() {")?;
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':');
+    valid.then(|| (name, rest.trim()))
+}
+
+/// Every identifier-like word in `text`.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+}
+
+/// The names a text may call: each word naming a function, and, for a name built at run time
+/// (`prefix_$x`, `${x}_suffix`), every function with that prefix or suffix.
+fn reached_from<'a>(text: &str, functions: &'a BTreeMap<String, String>) -> BTreeSet<&'a str> {
+    let mut found: BTreeSet<&str> = words(text)
+        .filter_map(|w| functions.get_key_value(w).map(|(k, _)| k.as_str()))
+        .collect();
+    let b = text.as_bytes();
+    let word_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'$' && i > 0 && word_char(b[i - 1]) {
+            let start = (0..i)
+                .rev()
+                .take_while(|&j| word_char(b[j]))
+                .last()
+                .unwrap_or(i);
+            let prefix = &text[start..i];
+            found.extend(
+                functions
+                    .keys()
+                    .filter(|f| f.starts_with(prefix))
+                    .map(String::as_str),
+            );
+        }
+        if c == b'}' && b.get(i + 1).is_some_and(|&n| word_char(n)) {
+            let end = (i + 1..b.len())
+                .find(|&j| !word_char(b[j]))
+                .unwrap_or(b.len());
+            let suffix = &text[i + 1..end];
+            found.extend(
+                functions
+                    .keys()
+                    .filter(|f| f.ends_with(suffix))
+                    .map(String::as_str),
+            );
+        }
+    }
+    found
+}
+
+/// Compacts `library` (see [`compact`]) and leaves out the functions that nothing reaches. The
+/// roots are `library`'s code outside functions and every text in `callers` (the module sections
+/// and the bundle's wrapper); a function reached keeps everything it names. Names are matched as
+/// words anywhere (strings included: validators, traps and `phanes_retry` take function names
+/// as arguments), so the set kept can only be too large. When unsure of the function
+/// boundaries, nothing is left out.
+pub fn shrink(library: &str, callers: &[&str]) -> String {
+    let Some(pieces) = pieces(library) else {
+        return compact(library);
+    };
+    let pieces: Vec<(Option<String>, String)> = pieces
+        .into_iter()
+        .map(|p| (p.function, compact(&p.text)))
+        .collect();
+    let functions: BTreeMap<String, String> = pieces
+        .iter()
+        .filter_map(|(name, text)| Some((name.clone()?, text.clone())))
+        .collect();
+    let mut reached: BTreeSet<&str> = BTreeSet::new();
+    let mut todo: Vec<&str> = Vec::new();
+    let roots = pieces
+        .iter()
+        .filter(|(name, _)| name.is_none())
+        .map(|(_, text)| text.as_str())
+        .chain(callers.iter().copied());
+    for root in roots {
+        todo.extend(reached_from(root, &functions));
+    }
+    while let Some(name) = todo.pop() {
+        if reached.insert(name) {
+            todo.extend(reached_from(&functions[name], &functions));
+        }
+    }
+    pieces
+        .iter()
+        .filter(|(name, _)| name.as_ref().is_none_or(|f| reached.contains(f.as_str())))
+        .map(|(_, text)| text.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_indentation_go_data_stays() {
+        let code = "\
+# a comment
+f() { # what f does
+  local x='a
+  # not a comment' y=\"b
+    # nor this\"
+  cat <<EOF
+  # data
+EOF
+  echo \"${x#a}\" $# 'it''s' # trailing
+  echo a\\ # cut after an escaped blank
+
+}
+";
+        let want = "\
+f() {
+local x='a
+  # not a comment' y=\"b
+    # nor this\"
+cat <<EOF
+  # data
+EOF
+echo \"${x#a}\" $# 'it''s'
+echo a\\ 
+}
+";
+        assert_eq!(compact(code), want);
+    }
+
+    #[test]
+    fn continued_lines_lose_blanks_only_where_words_stay_apart() {
+        let code = "f() {\n  printf '%s' \\\n    \"$1\"\n  a\\\n  b\n  c\\ \\\n  d \\\n  # e\n}\n";
+        assert_eq!(
+            compact(code),
+            "f() {\nprintf '%s' \\\n\"$1\"\na\\\n  b\nc\\ \\\n  d \\\n\n}\n"
+        );
+    }
+
+    #[test]
+    fn kept_comments_stay() {
+        let code = "  # shellcheck disable=SC2086\n# >>> m: helpers\nx=1\n# <<< m: helpers\n";
+        assert_eq!(
+            compact(code),
+            "# shellcheck disable=SC2086\n# >>> m: helpers\nx=1\n# <<< m: helpers\n"
+        );
+    }
+
+    #[test]
+    fn unsure_text_is_left_alone() {
+        for code in [
+            "x=`date`\n# c\n",
+            "x=$(case $y in a) echo;; esac)\n# c\n",
+            "x='unbalanced\n# c\n",
+            "cat <<EOF\n# c\n",
+            "x=\"${y:-'a'}\"\n# c\n",
+        ] {
+            assert_eq!(compact(code), code, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn arithmetic_and_substitutions_nest() {
+        let code = "x=$(( (1 << 2) + $(f \"$(g ')')\") ))\n  # c\ny=\"$(h \"'\")\"\n  # d\n";
+        assert_eq!(
+            compact(code),
+            "x=$(( (1 << 2) + $(f \"$(g ')')\") ))\ny=\"$(h \"'\")\"\n"
+        );
+    }
+
+    #[test]
+    fn unreached_functions_go() {
+        let lib = "\
+X=1
+a() {
+  b
+}
+b() { echo; }
+c() {
+  echo unused
+}
+d_one() { :; }
+e() {
+  \"d_$1\"
+}
+v() { :; }
+";
+        assert_eq!(shrink(lib, &["a"]), "X=1\na() {\nb\n}\nb() { echo; }\n");
+        assert_eq!(
+            shrink(lib, &["e x"]),
+            "X=1\nd_one() { :; }\ne() {\n\"d_$1\"\n}\n"
+        );
+        // A function name passed as a string (a validator) is reached.
+        assert!(shrink(lib, &["w 'v'"]).contains("v() { :; }"));
+    }
+}
