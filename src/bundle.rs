@@ -119,6 +119,7 @@ fn assemble(c: &Compilation, sections: &[Section], runtime: &str) -> Result<Stri
         modules => c.modules.iter().map(|m| m.name).collect::<Vec<_>>(),
         config_sha256 => &c.config_sha256,
         packages => crate::modules::all_packages(&c.modules, &c.config),
+        package_modules => crate::modules::package_modules(&c.modules, &c.config),
         runtime => runtime,
         sections => sections.iter().map(|s| context! { name => s.module, text => &s.text }).collect::<Vec<_>>(),
     };

@@ -805,6 +805,34 @@ fn apt_and_services_go_through_the_helpers() {
 }
 
 #[test]
+fn a_skip_without_a_reason_runs_the_step_and_no_reason_carries_over() {
+    // demo.skipme skips with a reason just before quiet.file, whose skip succeeds silently.
+    let sb = Sandbox::new(&["demo", "quiet"]);
+    let r = sb.run(&[]);
+    assert_eq!(r.status_of("demo.skipme"), "skipped: not on this machine");
+    assert_eq!(r.status_of("quiet.file"), "changed");
+    assert_eq!(sb.read("root/quiet.txt"), "quiet");
+    assert_eq!(sb.run(&[]).status_of("quiet.file"), "ok");
+}
+
+#[test]
+fn a_package_apt_cannot_install_here_fails_before_anything_is_installed() {
+    let sb = Sandbox::new(&["system"]);
+    let fake = fixtures().join("bin");
+    fs::write(sb.p("root/unavailable"), "fake-b\n").unwrap();
+    sb.run_env(&["--only", "system.pkgs"], &[("PATH+", fake.to_str().unwrap())])
+        .expect(1)
+        .has("not available on Debian GNU/Linux 12 (bookworm): fake-b (apt has no installation candidate); nothing was installed");
+    let calls = sb.read("root/apt-calls");
+    assert_eq!(
+        calls.lines().filter(|l| l.contains(" install ")).count(),
+        1,
+        "only the simulation runs, once (no retries): {calls}"
+    );
+    assert!(!sb.p("root/installed").exists(), "nothing may be installed");
+}
+
+#[test]
 fn interrupted_dpkg_is_reported_by_a_dry_run() {
     let sb = Sandbox::new(&["demo"]);
     fs::create_dir_all(sb.p("dpkg/updates")).unwrap();

@@ -149,19 +149,15 @@ fn secrets_reach_the_bundle_only_as_function_arguments_and_leave_on_stdin_or_env
         role_apply.contains("postgres_role_sql \"$1\" \"$password\" \"$exists\" | postgres_sql"),
         "the role password goes to psql on stdin: {role_apply}"
     );
-    assert!(
-        role_apply.contains("printf '%s' \"$password\" | postgres_password_digest"),
-        "the digest reads the password on stdin: {role_apply}"
-    );
     let role_check = function(&setup, "postgres_role_check");
     assert!(
-        role_check.contains("postgres_role_password \"$1\" \"$2\" | postgres_password_digest"),
-        "{role_check}"
+        role_check.contains("postgres_role_password \"$1\" \"$2\"; } | postgres_scram_matches"),
+        "the check hands the password to the verifier on stdin: {role_check}"
     );
-    let digest = function(&setup, "postgres_password_digest");
+    let scram = function(&setup, "postgres_scram_matches");
     assert!(
-        !digest.contains("$2") && !digest.contains("$password"),
-        "the digest takes the password from stdin only: {digest}"
+        scram.contains("sys.stdin") && !scram.contains("sys.argv"),
+        "the verifier reads the password from stdin only: {scram}"
     );
     let sql = function(&setup, "postgres_sql");
     assert!(

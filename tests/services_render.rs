@@ -833,20 +833,34 @@ fn postgres_rejects_names_and_passwords_that_could_escape() {
 fn postgres_sql_quoting_keeps_values_inert() {
     let script = render_ok(&["postgres"], &config_with(PG), &[]);
     let dir = temp_dir("postgres-sql");
+    // A verifier built the way PostgreSQL builds one (RFC 7677: salt, 4096 iterations,
+    // StoredKey:ServerKey); the VM test checks the real server's.
+    let make_verifier = "import base64, hashlib, hmac, sys
+pw = sys.stdin.buffer.read().rstrip(b'\\n')
+salt = b'0123456789abcdef'
+salted = hashlib.pbkdf2_hmac('sha256', pw, salt, 4096)
+client = hmac.new(salted, b'Client Key', hashlib.sha256).digest()
+server = hmac.new(salted, b'Server Key', hashlib.sha256).digest()
+b = lambda x: base64.b64encode(x).decode()
+print('SCRAM-SHA-256$4096:%s$%s:%s' % (b(salt), b(hashlib.sha256(client).digest()), b(server)))";
     let out = run_bash(
         &helpers(&script, "postgres"),
-        "postgres_ident 'app'; echo\n\
+        &format!(
+            "SCRAM_VERIFIER={}\n{}",
+            phanes::render::quote(make_verifier),
+            "postgres_ident 'app'; echo\n\
          postgres_ident 'a\"b'; echo\n\
          postgres_literal \"it's\"; echo\n\
          postgres_literal \"x'; DROP ROLE postgres; --\"; echo\n\
          postgres_literal 'back\\slash'; echo\n\
          postgres_role_sql app \"p'w\" ''\n\
          postgres_role_sql app pw 1\n\
-         a=$(printf '%s' secret | postgres_password_digest app)\n\
-         b=$(printf '%s' secret | postgres_password_digest app)\n\
-         c=$(printf '%s' secret2 | postgres_password_digest app)\n\
-         d=$(printf '%s' secret | postgres_password_digest other)\n\
-         [[ $a == \"$b\" && $a != \"$c\" && $a != \"$d\" && ${#a} == 64 ]] && echo digest-ok\n",
+         v=$(python3 -c \"$SCRAM_VERIFIER\" <<<'s3cr\\et pw')\n\
+         printf '%s\\n%s' \"$v\" 's3cr\\et pw' | postgres_scram_matches && echo right-matches\n\
+         printf '%s\\n%s' \"$v\" 's3cr\\et pv' | postgres_scram_matches || echo wrong-refused\n\
+         printf '%s\\n%s' \"md5abc\" 's3cr\\et pw' | postgres_scram_matches || echo md5-refused\n\
+         printf '%s\\n%s' 'SCRAM-SHA-256$x' 'pw' | postgres_scram_matches || echo garbage-refused\n"
+        ),
         &dir,
     );
     assert_eq!(
@@ -854,7 +868,7 @@ fn postgres_sql_quoting_keeps_values_inert() {
         "\"app\"\n\"a\"\"b\"\n'it''s'\n'x''; DROP ROLE postgres; --'\n'back\\slash'\n\
          CREATE ROLE \"app\" WITH LOGIN PASSWORD 'p''w';\n\
          ALTER ROLE \"app\" WITH LOGIN PASSWORD 'pw';\n\
-         digest-ok\n"
+         right-matches\nwrong-refused\nmd5-refused\ngarbage-refused\n"
     );
     fs::remove_dir_all(dir).unwrap();
 }

@@ -1,16 +1,19 @@
-//! The proof on a real booted Debian: every built-in profile, on each release of the tier, through
-//! the three ways in (cloud-init, bash over SSH, Packer), with idempotence, drift detection and
-//! repair, and each module's own proof from inside the guest.
+//! The proof on a real booted Debian: the minimal profile (the base of every other), on each
+//! release of the tier, through the three ways in (cloud-init, bash over SSH, Packer), with
+//! idempotence, drift detection and repair, reboots, option changes, and each module's own proof
+//! from inside the guest. The service profiles are proven in vm_services.rs.
 //!
 //! `PHANES_VM=quick cargo test --release --test vm_e2e -- --nocapture` runs Debian 12 only;
-//! `PHANES_VM=all` adds Debian 13. `PHANES_VM_PROFILE=minimal` narrows to one profile.
+//! `PHANES_VM=all` adds Debian 13. `PHANES_VM_PROFILE=<name>` runs the battery on another profile.
 
 mod common;
+#[path = "support/guest.rs"]
+mod guest;
 #[path = "support/vm.rs"]
 mod vm;
 
 use common::{phanes, temp_dir};
-use serde_json::Value;
+use guest::{converged, run_bundle, ssh_from_host};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,82 +81,6 @@ fn render(profile: &str, config: &str, extra: &[&str]) -> PathBuf {
     dir.join("out")
 }
 
-/// One run of the bundle in the guest with `--json`: each step's status, and the exit code.
-struct Run {
-    exit: i32,
-    steps: Vec<(String, String)>,
-    recap: Value,
-    raw: String,
-}
-
-impl Run {
-    fn with_status(&self, status: &str) -> BTreeSet<String> {
-        self.steps
-            .iter()
-            .filter(|(id, s)| s == status && !id.starts_with("handler:"))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-}
-
-/// Runs the installed or copied bundle as root and parses its JSON lines.
-fn run_bundle(vm: &Vm, bundle: &str, args: &str) -> Run {
-    let out = vm.ssh(&format!("sudo -n {bundle} --json {args}"));
-    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut steps = Vec::new();
-    let mut recap = Value::Null;
-    for line in raw.lines() {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
-        if let Some(r) = v.get("recap") {
-            recap = r.clone();
-        } else {
-            let id = v["step"].as_str().unwrap().to_string();
-            let id = if v["kind"] == "handler" {
-                format!("handler:{id}")
-            } else {
-                id
-            };
-            steps.push((id, v["status"].as_str().unwrap().to_string()));
-        }
-    }
-    Run {
-        exit: out.status.code().unwrap_or(-1),
-        steps,
-        recap,
-        raw: raw + &String::from_utf8_lossy(&out.stderr),
-    }
-}
-
-/// The harness's convergence verdict: a second run changes nothing and fails nothing, and a dry
-/// run finds no drift. Returns an error naming the offending steps.
-fn converged(vm: &Vm, bundle: &str) -> Result<(), String> {
-    let again = run_bundle(vm, bundle, "");
-    let moved: Vec<String> = again
-        .steps
-        .iter()
-        .filter(|(_, s)| s != "ok" && s != "skipped")
-        .map(|(id, s)| format!("{id} ({s})"))
-        .collect();
-    if again.exit != 0 || !moved.is_empty() {
-        return Err(format!(
-            "not idempotent: exit {}, steps not ok: {}\n{}",
-            again.exit,
-            moved.join(", "),
-            again.raw
-        ));
-    }
-    let dry = run_bundle(vm, bundle, "--dry-run");
-    if dry.exit != 0 {
-        return Err(format!(
-            "dry-run after convergence exited {}: {:?}",
-            dry.exit,
-            dry.with_status("would-change")
-        ));
-    }
-    Ok(())
-}
-
 /// Each module's proof, from inside the guest, as the configured user.
 fn prove_modules(vm: &Vm, key: &Path, swap_bytes: u64) {
     vm.ssh_ok("sudo -n true");
@@ -197,37 +124,6 @@ fn prove_modules(vm: &Vm, key: &Path, swap_bytes: u64) {
     );
     assert_eq!(vm.ssh_ok("cat /proc/sys/vm/swappiness").trim(), "15");
     prove_security(vm, key);
-}
-
-/// A fresh SSH login from the host, not through the harness's shared connection: `options` are
-/// extra ssh options, `port` the forwarded host port.
-fn ssh_from_host(
-    key: &Path,
-    user: &str,
-    port: u16,
-    options: &[&str],
-    command: &str,
-) -> std::process::Output {
-    Command::new("ssh")
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-        ])
-        .args(["-o", "ConnectTimeout=20", "-o", "IdentitiesOnly=yes", "-i"])
-        .arg(key)
-        .args(options)
-        .args([
-            "-p",
-            &port.to_string(),
-            &format!("{user}@127.0.0.1"),
-            command,
-        ])
-        .output()
-        .expect("run ssh")
 }
 
 /// security and updates, from inside and from outside the guest.
@@ -598,13 +494,12 @@ fn packer_build(release: Release, profile: &str) {
     fs::remove_dir_all(out.parent().unwrap()).unwrap();
 }
 
+/// The full battery runs on minimal, the base every other profile extends; the service profiles
+/// have their own cases in vm_services.rs. `PHANES_VM_PROFILE` picks another profile.
 fn profiles() -> Vec<String> {
     match std::env::var("PHANES_VM_PROFILE") {
         Ok(p) if !p.is_empty() => vec![p],
-        _ => phanes::profile::BUILT_IN
-            .iter()
-            .map(|(name, _)| name.to_string())
-            .collect(),
+        _ => vec!["minimal".to_string()],
     }
 }
 
@@ -634,17 +529,13 @@ fn trixie_cloud_init_and_bash() {
 #[test]
 fn bookworm_packer() {
     for_each_case(Release::Bookworm, |release, profile| {
-        if profile == "minimal" || std::env::var("PHANES_VM_PROFILE").is_ok() {
-            packer_build(release, profile)
-        }
+        packer_build(release, profile)
     });
 }
 
 #[test]
 fn trixie_packer() {
     for_each_case(Release::Trixie, |release, profile| {
-        if profile == "minimal" || std::env::var("PHANES_VM_PROFILE").is_ok() {
-            packer_build(release, profile)
-        }
+        packer_build(release, profile)
     });
 }

@@ -129,6 +129,20 @@ pub fn all_packages(modules: &[&ModuleSpec], config: &Config) -> Vec<String> {
     all
 }
 
+/// Each package of [`all_packages`] with the first module that wants it, so an install failure
+/// can name the module a package is for.
+pub fn package_modules(modules: &[&ModuleSpec], config: &Config) -> Vec<(String, &'static str)> {
+    let mut owners: Vec<(String, &'static str)> = Vec::new();
+    for module in modules {
+        for package in (module.packages)(config) {
+            if !owners.iter().any(|(p, _)| *p == package) {
+                owners.push((package, module.name));
+            }
+        }
+    }
+    owners
+}
+
 /// Every module, in the order they run. A module's `requires` always come earlier in this list,
 /// so filtering it by a selection gives a valid order.
 pub const ALL: &[&ModuleSpec] = &[

@@ -30,7 +30,8 @@ pub const KEY_FINGERPRINT: &str = "6588FDD7B14721FE7C3115E6F9177B5265F56346";
 #[schemars(rename = "MonitoringSettings")]
 pub struct Settings {
     /// `vendor`: Netdata's stable repository (current agent). `distro`: the release's netdata
-    /// package (Debian 12: 1.37).
+    /// package (Debian 12: 1.37; Ubuntu: universe). Debian 13 has no netdata package: there
+    /// the run stops at the package install, saying so, before anything is installed.
     pub source: Source,
     /// Netdata's apt repository (source: vendor), a flat repository. Not set: URL
     /// `https://repo.netdata.cloud/repos/stable/debian/` (or /ubuntu/), suite `CODENAME/`, key

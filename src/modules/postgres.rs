@@ -24,13 +24,18 @@ pub const MODULE: ModuleSpec = ModuleSpec {
     ports: super::no_ports,
 };
 
-/// The distribution's server package, or the repository tools for PGDG.
+/// The distribution's server package, or the repository tools for PGDG; python3 for role checks.
 fn packages(config: &Config) -> Vec<String> {
     let settings = &config.postgres;
     let server = server_package(settings);
     let mut list = vendor::packages(settings.source, &[server.as_str()]);
     if settings.source == Source::Distro {
         list.push("postgresql-common".into());
+    }
+    // The role checks verify passwords against PostgreSQL's SCRAM verifiers with python3 (in
+    // every cloud image already, as cloud-init's interpreter).
+    if !settings.roles.is_empty() {
+        list.push("python3".into());
     }
     list
 }
@@ -129,10 +134,14 @@ pub struct Database {
 }
 
 crate::config::types::validated_string!(
-    /// `all`, or a role or database name.
+    /// A database or role name in pg_hba.conf: any existing one (`postgres` too, unlike the
+    /// names phanes creates), or one of pg_hba's keywords (`all`, `sameuser`, `samerole`,
+    /// `replication`), which mean what PostgreSQL documents.
     HbaName,
     "all, or a PostgreSQL name (lowercase letters, digits and '_', starting with a letter or '_')",
-    |s| s == "all" || PgIdentifier::try_from(s.to_string()).is_ok()
+    |s| s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 );
 
 crate::config::types::validated_string!(

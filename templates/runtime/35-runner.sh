@@ -121,9 +121,12 @@ _phanes_run_step() {
   _phanes_now_us t0
   _phanes_item_begin step "$id" "${_PHANES_I_DESC[i]}"
   if declare -F "${base}__skip" >/dev/null; then
+    : >"$PHANES_RUN_DIR/skip.out"
     _phanes_call "${base}__skip" skip "$PHANES_RUN_DIR/skip.out"
-    if [ "$_PHANES_RC" = 0 ]; then
-      IFS= read -r reason <"$PHANES_RUN_DIR/skip.out" || true
+    reason=''
+    IFS= read -r reason <"$PHANES_RUN_DIR/skip.out" || true
+    # A skip must say why: success without a reason (`[[ -f x ]] || echo why`) runs the step.
+    if [ "$_PHANES_RC" = 0 ] && [ -n "$reason" ]; then
       status=skipped msg=$reason
     fi
   fi

@@ -9,6 +9,8 @@
 
 # Packages the last _phanes_pkgs_missing found not installed.
 _PHANES_APT_TODO=()
+# Package -> the module that wants it (set by the bundle), for error messages.
+declare -gA PHANES_PKG_MODULE=()
 
 # Internal: apt-get with the options every phanes call uses (noninteractive,
 # wait for the dpkg lock instead of failing, keep existing config files).
@@ -51,12 +53,27 @@ phanes_apt_update() {
   : >"$PHANES_RUN_DIR/apt-updated"
 }
 
+# Internal: fails, before anything is installed, naming the packages apt has no candidate for
+# on this release (and the module each is for); retrying would not help them. Other problems
+# are left to the install, which reports and retries them.
+_phanes_apt_installable() {
+  local out pkg list=''
+  out=$(LC_ALL=C _phanes_apt_get --simulate install "$@" 2>&1) && return 0
+  while read -r pkg; do
+    [ -n "$pkg" ] || continue
+    list+="${list:+, }$pkg${PHANES_PKG_MODULE[$pkg]:+ (for ${PHANES_PKG_MODULE[$pkg]})}"
+  done < <(sed -n -e "s/^E: Unable to locate package \(.*\)\$/\1/p" -e "s/^E: Package '\(.*\)' has no installation candidate\$/\1/p" <<<"$out")
+  [ -n "$list" ] || return 0
+  phanes_fail "not available on ${_PHANES_OS_PRETTY:-this system}: $list (apt has no installation candidate); nothing was installed. Use the module's vendor source where it has one, or leave the module out"
+}
+
 # phanes_apt_install PKG...: installs the missing PKGs (recommends unless PHANES_APT_NO_RECOMMENDS=1), with retries.
 phanes_apt_install() {
   local opts=()
   _phanes_pkgs_missing "$@"
   [ ${#_PHANES_APT_TODO[@]} -gt 0 ] || return 0
   phanes_apt_update || return 1
+  _phanes_apt_installable "${_PHANES_APT_TODO[@]}" || return 1
   [ "${PHANES_APT_NO_RECOMMENDS:-0}" != 1 ] || opts+=(--no-install-recommends)
   if ! phanes_retry 3 _phanes_apt_get "${opts[@]}" install "${_PHANES_APT_TODO[@]}"; then
     phanes_fail "apt-get install ${_PHANES_APT_TODO[*]} failed"

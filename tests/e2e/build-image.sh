@@ -52,6 +52,8 @@ mkdir -p "$out"
 
 t0=$SECONDS
 # The customize hooks make the tree boot like a provider image (see TESTING.md for each reason).
+# Like Ubuntu's minimal cloud images, packages install without docs and man pages and man-db
+# does not rebuild its index: under TCG that is most of apt's time, and phanes never reads them.
 # The image's own networkd DHCP is the only network config: left to itself, cloud-init (ENI
 # renderer, ifupdown is in the important set) adds an ifup DHCP client on the same NIC, and on
 # trixie that networking.service fails (no DHCPv6 client), leaving a failed unit in every guest.
@@ -64,6 +66,8 @@ mmdebstrap --variant=important --include="$packages" \
 	--customize-hook='echo debian > "$1/etc/hostname"; printf "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n" > "$1/etc/hosts"' \
 	--customize-hook='ln -sf ../run/systemd/resolve/stub-resolv.conf "$1/etc/resolv.conf"' \
 	--customize-hook=': > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
+	--customize-hook='printf "path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\npath-exclude=/usr/share/man/*\npath-exclude=/usr/share/info/*\n" > "$1/etc/dpkg/dpkg.cfg.d/90-phanes-test-image-nodoc"' \
+	--customize-hook='echo "man-db man-db/auto-update boolean false" | chroot "$1" debconf-set-selections' \
 	"$release" "$rootfs"
 t1=$SECONDS
 echo "build-image: $release rootfs in $((t1 - t0)) s"

@@ -137,13 +137,22 @@ pub struct ImagePaths {
 /// Builds (or reuses from the cache) the base image of `release`. Panics on failure.
 pub fn ensure_image(release: Release) -> ImagePaths {
     require_vm_tools();
+    let script = repo_dir().join("tests/e2e/build-image.sh");
+    // One folder per version of the recipe: checkouts with different recipes (worktrees,
+    // branches) sharing a cache keep their own images instead of rebuilding each other's.
+    let recipe = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(fs::read(&script).expect("read build-image.sh"));
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
     let cache = std::env::var_os("PHANES_VM_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_dir().join("target/vm-cache"));
+        .unwrap_or_else(|| repo_dir().join("target/vm-cache"))
+        .join(format!("recipe-{recipe}"));
     let _guard = IMAGE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let status = Command::new("bash")
-        .arg(repo_dir().join("tests/e2e/build-image.sh"))
+        .arg(&script)
         .arg(release.codename())
         .arg(&cache)
         .status()
@@ -256,6 +265,43 @@ impl Drop for TestKey {
 /// Stops QEMUs left behind by test processes that died without running `Drop` (SIGKILL, abort).
 /// Only PIDs recorded in our own run dirs, whose owning test process (the `<pid>` in the dir
 /// name) is gone and whose command line still names that dir, so nothing else is touched.
+/// How many guests may run at once on this machine, across every test process (TCG guests are
+/// CPU-bound: more than one per core slows every guest past its timeouts). `PHANES_VM_SLOTS`
+/// overrides the default of 2.
+fn vm_slots() -> usize {
+    std::env::var("PHANES_VM_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
+}
+
+/// Waits for a free guest slot: an exclusive lock on one of the slot files in /tmp, held until
+/// the returned file is dropped (the kernel drops it when the process dies, too).
+fn take_vm_slot(name: &str) -> fs::File {
+    let dir = Path::new("/tmp/phanes-vm-slots");
+    fs::create_dir_all(dir).expect("create /tmp/phanes-vm-slots");
+    let mut waited = false;
+    loop {
+        for slot in 0..vm_slots() {
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(format!("slot-{slot}")))
+                .expect("open a VM slot file");
+            if file.try_lock().is_ok() {
+                return file;
+            }
+        }
+        if !waited {
+            eprintln!("[vm] {name}: all {} VM slots are busy, waiting", vm_slots());
+            waited = true;
+        }
+        sleep(Duration::from_secs(3));
+    }
+}
+
 fn reap_orphans() {
     let Ok(entries) = fs::read_dir(repo_dir().join("target/vm-runs")) else {
         return;
@@ -327,6 +373,8 @@ pub struct Vm {
     qemu: Child,
     login: Option<(String, PathBuf)>,
     booted: Instant,
+    /// The machine-wide guest slot this VM holds (see [`take_vm_slot`]); released on drop.
+    _slot: fs::File,
 }
 
 impl Vm {
@@ -335,6 +383,7 @@ impl Vm {
     pub fn boot(release: Release, opts: BootOptions) -> Vm {
         reap_orphans();
         let image = ensure_image(release);
+        let slot = take_vm_slot(&opts.hostname);
         let dir = run_dir(&opts.hostname);
         run_checked(
             Command::new("qemu-img")
@@ -385,6 +434,7 @@ impl Vm {
                 qemu,
                 login: None,
                 booted: Instant::now(),
+                _slot: slot,
             };
         }
         panic!("QEMU could not bind a forwarded port after 3 attempts");
