@@ -6,55 +6,17 @@
 
 mod common;
 
-use common::{lint, phanes, temp_dir};
-use std::fs;
-use std::process::Output;
+use common::render::{check_script, config_with, shell_err, shell_ok};
+use common::{lint, phanes};
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I deploy@laptop";
-
-/// A config with a sudo user `deploy` (with a key), then `rest`.
-fn config_with(rest: &str) -> String {
-    format!("user:\n  users:\n    - name: deploy\n      ssh_keys:\n        - {KEY}\n{rest}")
-}
-
-/// Renders setup.sh of the minimal profile plus devtools with `config` and `sets`.
-fn render(config: &str, sets: &[&str]) -> Output {
-    let dir = temp_dir("devtools");
-    let path = dir.join("phanes.yaml");
-    fs::write(&path, config).unwrap();
-    let mut command = phanes();
-    command.args([
-        "render",
-        "--format",
-        "shell",
-        "--modules",
-        "devtools",
-        "--config",
-    ]);
-    command.arg(&path);
-    for set in sets {
-        command.args(["--set", set]);
-    }
-    let out = command.output().unwrap();
-    fs::remove_dir_all(dir).unwrap();
-    out
-}
-
+/// setup.sh of the default profile plus devtools, with `yaml` after the users and `sets`.
 fn render_ok(yaml: &str, sets: &[&str]) -> String {
-    let out = render(&config_with(yaml), sets);
-    assert!(
-        out.status.success(),
-        "render {yaml} {sets:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    shell_ok(None, &["devtools"], &config_with(yaml), sets)
 }
 
+/// The error of rendering the default profile plus devtools, with `yaml` after the users.
 fn render_err(yaml: &str, sets: &[&str]) -> String {
-    let out = render(&config_with(yaml), sets);
-    assert!(!out.status.success(), "render {yaml} {sets:?} should fail");
-    assert!(out.stdout.is_empty(), "no partial output");
-    String::from_utf8(out.stderr).unwrap()
+    shell_err(None, &["devtools"], &config_with(yaml), sets)
 }
 
 const ALL_ON: &str = "devtools:
@@ -68,8 +30,7 @@ const ALL_ON: &str = "devtools:
 #[test]
 fn every_runtime_renders_with_its_pinned_version_and_checksums() {
     let script = render_ok(ALL_ON, &[]);
-    lint(&script, "devtools-all");
-    for want in [
+    let has = [
         // Packages: the fixed ones, gpg for the vendor repository, the extra ones.
         "devtools_packages__check() { phanes_pkgs_installed 'git' 'build-essential' 'pkg-config' 'ca-certificates' 'curl' 'gpg' 'jq' 'libssl-dev'; }",
         "DEVTOOLS_NODE_REPO_URL='https://deb.nodesource.com/node_22.x'",
@@ -94,9 +55,8 @@ fn every_runtime_renders_with_its_pinned_version_and_checksums() {
         "phanes_step devtools.rust 'rustup for deploy with default toolchain 1.91.1 (default profile",
         "phanes_step devtools.uv 'uv 0.12.1 and uvx",
         "phanes_step devtools.node 'Node.js 22.x installed",
-    ] {
-        assert!(script.contains(want), "missing {want:?}");
-    }
+    ];
+    check_script("devtools-all", &script, &has, &[]);
     // devtools runs after the minimal profile's modules.
     let register = &script[script.find("phanes_register() {").unwrap()..];
     assert!(
@@ -125,20 +85,21 @@ fn each_runtime_alone_passes_the_linters() {
 #[test]
 fn without_runtimes_only_git_and_build_tools_are_installed() {
     let script = render_ok("", &[]);
-    lint(&script, "devtools-default");
-    assert!(script.contains(
-        "devtools_packages__check() { phanes_pkgs_installed 'git' 'build-essential' 'pkg-config' 'ca-certificates' 'curl'; }"
-    ));
-    for gone in [
-        "phanes_install_tree",
-        "phanes_download_verified",
-        "DEVTOOLS_GO_",
-        "nodesource",
-        "devtools.rust",
-        "devtools.uv",
-    ] {
-        assert!(!script.contains(gone), "has {gone:?}");
-    }
+    check_script(
+        "devtools-default",
+        &script,
+        &[
+            "devtools_packages__check() { phanes_pkgs_installed 'git' 'build-essential' 'pkg-config' 'ca-certificates' 'curl'; }",
+        ],
+        &[
+            "phanes_install_tree",
+            "phanes_download_verified",
+            "DEVTOOLS_GO_",
+            "nodesource",
+            "devtools.rust",
+            "devtools.uv",
+        ],
+    );
     // And the minimal profile alone carries no download runtime either.
     let out = phanes()
         .args(["render", "--format", "shell"])
@@ -163,19 +124,18 @@ fn node_from_the_distribution_and_mirrors_with_their_own_checksums() {
 ",
         &[],
     );
-    lint(&script, "devtools-mirror");
-    for want in [
-        "'nodejs' 'npm'",
-        "DEVTOOLS_GO_VERSION='1.26rc1'",
-        "DEVTOOLS_GO_URL='http://127.0.0.1:8080/go'",
-        "[amd64]='AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' [arm64]='')",
-        "DEVTOOLS_UV_URL='https://mirror.example.com/uv'",
-    ] {
-        assert!(script.contains(want), "missing {want:?}");
-    }
-    for gone in ["nodesource", "'gpg'", "devtools.node_repository"] {
-        assert!(!script.contains(gone), "has {gone:?}");
-    }
+    check_script(
+        "devtools-mirror",
+        &script,
+        &[
+            "'nodejs' 'npm'",
+            "DEVTOOLS_GO_VERSION='1.26rc1'",
+            "DEVTOOLS_GO_URL='http://127.0.0.1:8080/go'",
+            "[amd64]='AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' [arm64]='')",
+            "DEVTOOLS_UV_URL='https://mirror.example.com/uv'",
+        ],
+        &["nodesource", "'gpg'", "devtools.node_repository"],
+    );
 }
 
 #[test]

@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::{phanes, temp_dir};
+use common::render::KEY;
+use common::{output_ok, phanes, temp_dir};
 use std::fs;
-
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I deploy@laptop";
 const PG_SECRET: &str = "PgSecret-4f1c9e2a7b";
 const REDIS_SECRET: &str = "RedisSecret-8d3b6a0c5e";
 const HASH_SECRET: &str =
@@ -46,22 +45,17 @@ fn render(config: &str) -> std::path::PathBuf {
     let dir = temp_dir("secrets");
     let path = dir.join("phanes.yaml");
     fs::write(&path, config).unwrap();
-    let out = phanes()
-        .args([
-            "render",
-            "--modules",
-            "postgres,redis,monitoring",
-            "--config",
-        ])
-        .arg(&path)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        phanes()
+            .args([
+                "render",
+                "--modules",
+                "postgres,redis,monitoring",
+                "--config",
+            ])
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.join("out")),
     );
     dir.join("out")
 }

@@ -6,56 +6,23 @@
 
 mod common;
 
-use common::{lint, phanes, temp_dir};
+use common::render::{block, check_script, helpers, run_bash, shell_err, shell_ok};
+use common::temp_dir;
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I deploy@laptop";
-
+/// A config with a sudo user `deploy` (with a key) and `ops`, then `security_and_updates`.
 fn config_with(security_and_updates: &str) -> String {
-    format!(
-        "user:\n  users:\n    - name: deploy\n      ssh_keys:\n        - {KEY}\n    - name: ops\n{security_and_updates}"
-    )
+    common::render::config_with(&format!("    - name: ops\n{security_and_updates}"))
 }
 
-/// Renders the minimal profile's setup.sh with `config` and `sets`.
-fn render(config: &str, sets: &[&str]) -> Output {
-    let dir = temp_dir("security");
-    let path = dir.join("phanes.yaml");
-    fs::write(&path, config).unwrap();
-    let mut command = phanes();
-    command.args([
-        "render",
-        "--profile",
-        "minimal",
-        "--format",
-        "shell",
-        "--config",
-    ]);
-    command.arg(&path);
-    for set in sets {
-        command.args(["--set", set]);
-    }
-    let out = command.output().unwrap();
-    fs::remove_dir_all(dir).unwrap();
-    out
-}
-
+/// The minimal profile's setup.sh with `config` and `sets`.
 fn render_ok(config: &str, sets: &[&str]) -> String {
-    let out = render(config, sets);
-    assert!(
-        out.status.success(),
-        "render {sets:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    shell_ok(Some("minimal"), &[], config, sets)
 }
 
+/// The error of rendering the minimal profile with `config` and `sets`.
 fn render_err(config: &str, sets: &[&str]) -> String {
-    let out = render(config, sets);
-    assert!(!out.status.success(), "render {sets:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
+    shell_err(Some("minimal"), &[], config, sets)
 }
 
 #[test]
@@ -126,10 +93,7 @@ fn option_combinations_render_and_pass_bash_and_shellcheck() {
     ];
     for (name, yaml, sets, wanted) in cases {
         let script = render_ok(&config_with(yaml), sets);
-        lint(&script, name);
-        for want in *wanted {
-            assert!(script.contains(want), "{name}: missing {want:?}");
-        }
+        check_script(name, &script, wanted, &[]);
     }
     let off = render_ok(
         &config_with(
@@ -235,42 +199,6 @@ fn invalid_values_are_rejected_with_their_key_path() {
     }
 }
 
-/// The block of values and pure helpers from a rendered bundle, with nothing else.
-fn helpers(script: &str) -> String {
-    block(script, "values and pure helpers")
-}
-
-/// The text between `# >>> security: NAME` and `# <<< security: NAME`.
-fn block(script: &str, name: &str) -> String {
-    let start = script
-        .find(&format!("# >>> security: {name}"))
-        .unwrap_or_else(|| panic!("block {name} start"));
-    let end = script
-        .find(&format!("# <<< security: {name}"))
-        .unwrap_or_else(|| panic!("block {name} end"));
-    script[start..end].to_string()
-}
-
-/// Runs `body` in bash after sourcing only the helper block; returns stdout.
-fn run_helpers(block: &str, body: &str, dir: &Path) -> String {
-    let path = dir.join("helpers.sh");
-    fs::write(&path, block).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\nsource {}\n{body}",
-            path.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helper test failed:\n{body}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
     let script = render_ok(
@@ -279,7 +207,7 @@ fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
         ),
         &[],
     );
-    let block = helpers(&script);
+    let block = helpers(&script, "security");
     assert!(
         !block.contains("main \"$@\""),
         "the block must not run anything"
@@ -294,7 +222,7 @@ fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
                  ufw allow 80/tcp\n\
                  ufw allow OpenSSH\n";
     fs::write(dir.join("added"), added).unwrap();
-    let out = run_helpers(
+    let out = run_bash(
         &block,
         &format!(
             "have=$(security_ufw_phanes_rules <{added})\n\
@@ -322,7 +250,7 @@ fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
                   passwordauthentication no\nkbdinteractiveauthentication no\nx11forwarding no\n\
                   permitemptypasswords no\nallowusers deploy\nsubsystem sftp /usr/lib/openssh/sftp-server\n";
     fs::write(dir.join("sshd-T"), sshd_t).unwrap();
-    let out = run_helpers(
+    let out = run_bash(
         &block,
         &format!(
             "t=$(<{t})\n\
@@ -357,7 +285,7 @@ fn pure_bash_helpers_compute_rule_sets_and_compare_sshd_settings() {
          LISTEN 0 4096 127.0.0.1:5432 0.0.0.0:* users:((\"postgres\",pid=9,fd=5))\n",
     )
     .unwrap();
-    let out = run_helpers(
+    let out = run_bash(
         &block,
         &format!(
             "security_sshd_includes_dropins {d}/debian && echo include-ok\n\
@@ -424,13 +352,13 @@ fn lockout_guard_needs_an_allowed_sudo_user_with_a_key() {
         let script = render_ok(&config_with(yaml), &[]);
         format!(
             "{}\n{}\n{stubs}",
-            helpers(&script),
-            block(&script, "lockout guard")
+            helpers(&script, "security"),
+            block(&script, "security", "lockout guard")
         )
     };
 
     let restricted = guard_of("security:\n  ssh:\n    allow_users: [deploy]\n");
-    let out = run_helpers(
+    let out = run_bash(
         &restricted,
         &format!(
             "set +e\n\
@@ -454,13 +382,13 @@ fn lockout_guard_needs_an_allowed_sudo_user_with_a_key() {
     // Root's own key keeps the way in under prohibit-password, never under `no`.
     fs::write(dir.join("sudo-deploy"), all).unwrap();
     let root_by_key = guard_of("security:\n  ssh:\n    permit_root_login: prohibit-password\n");
-    let out = run_helpers(
+    let out = run_bash(
         &root_by_key,
         "set +e\nnokey deploy; nokey ops; nokey svc; key root; guard\nkey ops; guard\ntrue\n",
         &dir,
     );
     assert_eq!(out, "PASS: root\nPASS: root ops\n");
-    let out = run_helpers(
+    let out = run_bash(
         &guard_of(""),
         "set +e\nnokey deploy; nokey ops; nokey svc; key root; guard | cut -c1-40\ntrue\n",
         &dir,

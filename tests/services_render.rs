@@ -7,63 +7,25 @@
 
 mod common;
 
-use common::{lint, phanes, temp_dir};
+use common::render::{check_script, helpers, run_bash, shell_err, shell_ok};
+use common::{lint, temp_dir};
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
-
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx2dGVzdGtleWJsb2I deploy@laptop";
+use std::process::Command;
 
 /// A config with a sudo user `deploy` (with a key) and `app`, then `rest`.
 fn config_with(rest: &str) -> String {
-    format!(
-        "user:\n  users:\n    - name: deploy\n      ssh_keys:\n        - {KEY}\n    - name: app\n{rest}"
-    )
+    common::render::config_with(&format!("    - name: app\n{rest}"))
 }
 
-/// Renders setup.sh of the minimal profile plus `modules`, with `config` and `sets`.
-fn render(modules: &[&str], config: &str, sets: &[&str]) -> Output {
-    let dir = temp_dir("services");
-    let path = dir.join("phanes.yaml");
-    fs::write(&path, config).unwrap();
-    let mut command = phanes();
-    command.args([
-        "render",
-        "--profile",
-        "minimal",
-        "--format",
-        "shell",
-        "--config",
-    ]);
-    command.arg(&path);
-    for module in modules {
-        command.args(["--modules", module]);
-    }
-    for set in sets {
-        command.args(["--set", set]);
-    }
-    let out = command.output().unwrap();
-    fs::remove_dir_all(dir).unwrap();
-    out
-}
-
+/// setup.sh of the minimal profile plus `modules`, with `config` and `sets`.
 fn render_ok(modules: &[&str], config: &str, sets: &[&str]) -> String {
-    let out = render(modules, config, sets);
-    assert!(
-        out.status.success(),
-        "render {modules:?} {sets:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    shell_ok(Some("minimal"), modules, config, sets)
 }
 
+/// The error of rendering the minimal profile plus `modules`, with `config` and `sets`.
 fn render_err(modules: &[&str], config: &str, sets: &[&str]) -> String {
-    let out = render(modules, config, sets);
-    assert!(
-        !out.status.success(),
-        "render {modules:?} {config} {sets:?} should fail"
-    );
-    String::from_utf8(out.stderr).unwrap()
+    shell_err(Some("minimal"), modules, config, sets)
 }
 
 /// One render case: modules, config (after the users), --set values, texts the bundle has,
@@ -80,13 +42,7 @@ struct Case<'a> {
 fn check_cases(cases: &[Case]) {
     for case in cases {
         let script = render_ok(case.modules, &config_with(case.yaml), case.sets);
-        lint(&script, case.name);
-        for want in case.has {
-            assert!(script.contains(want), "{}: missing {want:?}", case.name);
-        }
-        for gone in case.lacks {
-            assert!(!script.contains(gone), "{}: has {gone:?}", case.name);
-        }
+        check_script(case.name, &script, case.has, case.lacks);
     }
 }
 
@@ -106,17 +62,6 @@ fn check_errors(cases: &[ErrorCase]) {
     }
 }
 
-/// The text between `# >>> MODULE: values and pure helpers` and its end marker.
-fn helpers(script: &str, module: &str) -> String {
-    let start = script
-        .find(&format!("# >>> {module}: values and pure helpers"))
-        .unwrap_or_else(|| panic!("{module} helper block start"));
-    let end = script
-        .find(&format!("# <<< {module}: values and pure helpers"))
-        .unwrap_or_else(|| panic!("{module} helper block end"));
-    script[start..end].to_string()
-}
-
 /// The runtime files a helper test needs, read from the templates.
 fn runtime(files: &[&str]) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/runtime");
@@ -125,27 +70,6 @@ fn runtime(files: &[&str]) -> String {
         .map(|f| fs::read_to_string(dir.join(f)).unwrap())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Runs `body` in bash after sourcing `code`; returns stdout (stderr on failure).
-fn run_bash(code: &str, body: &str, dir: &Path) -> String {
-    let path = dir.join("helpers.sh");
-    fs::write(&path, code).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\nsource {}\n{body}",
-            path.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helper test failed:\n{body}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 // ---------------------------------------------------------------- docker

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod render;
+pub mod server;
+
 /// A config that exercises every branch of the baseline, user and swap templates.
 pub const FULL_CONFIG: &str = "\
 baseline:
@@ -82,4 +85,23 @@ pub fn lint(script: &str, name: &str) {
         );
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `command`, which must succeed; returns its stdout. A failure shows the command and
+/// its stderr.
+pub fn output_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The sha256 of the file at `path`, in lower-case hex as sha256sum prints it.
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
