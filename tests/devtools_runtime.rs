@@ -8,103 +8,16 @@
 
 mod common;
 
-use common::{phanes, temp_dir};
+use common::render::shell_ok;
+use common::server::Server;
+use common::{sha256, temp_dir};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A static file server that logs each GET and answers 503 to the first request for every
-/// path listed in `flaky` (one a line), to exercise the retries.
-const SERVER: &str = r#"
-import http.server, os, sys
-root, log, flaky = sys.argv[1], sys.argv[2], sys.argv[3]
-failed = set()
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=root, **kwargs)
-    def do_GET(self):
-        with open(log, "a") as f:
-            f.write(self.path + "\n")
-        wanted = open(flaky).read().split() if os.path.exists(flaky) else []
-        if self.path in wanted and self.path not in failed:
-            failed.add(self.path)
-            self.send_error(503, "try again")
-            return
-        super().do_GET()
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"#;
-
-/// The python server, stopped when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    root: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-impl Server {
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-    fn start(dir: &Path) -> Server {
-        let root = dir.join("www");
-        fs::create_dir_all(&root).unwrap();
-        let script = dir.join("serve.py");
-        fs::write(&script, SERVER).unwrap();
-        let log = dir.join("requests.log");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(&root)
-            .arg(&log)
-            .arg(dir.join("flaky"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs the stand-in download server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("the server prints its port");
-        Server {
-            child,
-            port,
-            root,
-            log,
-        }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-    fn requests(&self) -> Vec<String> {
-        fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-}
-
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
-}
 
 /// Writes `files` (path, content; executable when the content starts with #!) under a fresh
 /// folder and packs them into `tarball`. Returns its sha256.
@@ -244,7 +157,11 @@ impl Drop for Sandbox {
 impl Sandbox {
     fn new(name: &str) -> Sandbox {
         let dir = temp_dir(name);
-        let server = Server::start(&dir);
+        let server = Server::start(
+            &dir.join("www"),
+            &dir.join("requests.log"),
+            &dir.join("flaky"),
+        );
         Sandbox { dir, server }
     }
     fn p(&self, rel: &str) -> PathBuf {
@@ -256,26 +173,7 @@ impl Sandbox {
 
     /// Renders setup.sh with `yaml` and keeps only the devtools module registered.
     fn render(&self, yaml: &str) {
-        let config = self.p("phanes.yaml");
-        fs::write(&config, yaml).unwrap();
-        let out = phanes()
-            .args([
-                "render",
-                "--format",
-                "shell",
-                "--modules",
-                "devtools",
-                "--config",
-            ])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let script = String::from_utf8(out.stdout).unwrap();
+        let script = shell_ok(None, &["devtools"], yaml, &[]);
         let at = script
             .rfind("phanes_register() {")
             .expect("phanes_register");

@@ -1,19 +1,19 @@
 //! The coolify module's installer steps, run for real against a stand-in: the rendered bundle's
 //! functions are sourced (without its `main` line), Coolify's installer is replaced by a script
-//! served from `python3 -m http.server` on 127.0.0.1 that records its arguments, environment
+//! served by python3's http.server on 127.0.0.1 that records its arguments, environment
 //! and the process list, `docker` is a fake on PATH, and every path the steps touch (temp
 //! folder, password file, home) points into a temp dir. Nothing on the host is changed.
 
 mod common;
 
-use common::{phanes, temp_dir};
+use common::render::shell_ok;
+use common::server::Server;
+use common::{sha256, temp_dir};
 use std::fs;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 /// The stand-in for Coolify's install.sh: writes down how it was called, changes nothing.
 const STANDIN: &str = r#"#!/bin/bash
@@ -42,48 +42,6 @@ esac
 
 const PASSWORD: &str = "Stand-in-Pw-7c1e9a";
 
-/// python3's http.server on a free 127.0.0.1 port, serving `dir`; its request log goes to
-/// `log`. Killed (by its handle) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path, log: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .arg("--directory")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(log).unwrap())
-            .spawn()
-            .expect("python3");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "http.server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Everything one test needs: the sandbox folder, the served stand-in, the bundle's functions.
 struct Stage {
     dir: PathBuf,
@@ -100,12 +58,8 @@ impl Stage {
         fs::write(dir.join("srv/install.sh"), STANDIN).unwrap();
         fs::write(dir.join("bin/docker"), FAKE_DOCKER).unwrap();
         fs::set_permissions(dir.join("bin/docker"), fs::Permissions::from_mode(0o755)).unwrap();
-        let server = Server::start(&dir.join("srv"), &dir.join("http.log"));
-        let out = Command::new("sha256sum")
-            .arg(dir.join("srv/install.sh"))
-            .output()
-            .unwrap();
-        let sha256 = String::from_utf8(out.stdout).unwrap()[..64].to_string();
+        let server = Server::start(&dir.join("srv"), &dir.join("http.log"), &dir.join("flaky"));
+        let sha256 = sha256(&dir.join("srv/install.sh"));
         Stage {
             dir,
             server,
@@ -117,31 +71,10 @@ impl Stage {
     /// and writes its functions, without the `main` line, to lib.sh.
     fn render(&self, coolify_yaml: &str) {
         let config = format!(
-            "coolify:\n  installer_url: http://127.0.0.1:{}/install.sh\n{coolify_yaml}",
-            self.server.port
+            "coolify:\n  installer_url: {}\n{coolify_yaml}",
+            self.server.url("install.sh")
         );
-        let path = self.dir.join("phanes.yaml");
-        fs::write(&path, config).unwrap();
-        let out = phanes()
-            .args([
-                "render",
-                "--profile",
-                "minimal",
-                "--modules",
-                "coolify",
-                "--format",
-                "shell",
-                "--config",
-            ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bundle = String::from_utf8(out.stdout).unwrap();
+        let bundle = shell_ok(Some("minimal"), &["coolify"], &config, &[]);
         let functions = bundle
             .strip_suffix("main \"$@\"\n")
             .expect("the bundle ends with main \"$@\"");
@@ -176,9 +109,10 @@ impl Stage {
     }
 
     fn requests(&self) -> usize {
-        fs::read_to_string(self.dir.join("http.log"))
-            .unwrap_or_default()
-            .matches("GET /install.sh")
+        self.server
+            .requests()
+            .iter()
+            .filter(|path| *path == "/install.sh")
             .count()
     }
 
