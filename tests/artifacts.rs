@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{FULL_CONFIG, phanes, render_to, temp_dir};
+use common::{FULL_CONFIG, output_ok, phanes, render_to, temp_dir};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -171,17 +171,11 @@ fn rendering_twice_gives_identical_artifacts() {
 #[test]
 fn render_without_config_uses_the_embedded_defaults() {
     let dir = temp_dir("defaults");
-    let out = phanes()
-        .args(["render", "--profile", "minimal"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = output_ok(
+        phanes()
+            .args(["render", "--profile", "minimal"])
+            .current_dir(&dir),
     );
-    let script = String::from_utf8(out.stdout).unwrap();
     assert!(script.starts_with("#!/usr/bin/env bash\n"));
     assert!(
         script.trim_end().ends_with("main \"$@\""),
@@ -355,16 +349,7 @@ fn hostile_strings_are_rejected_or_inert() {
             serde_json::to_string(&format!("{key} {hostile}")).unwrap()
         );
         fs::write(dir.join("phanes.yaml"), &config).unwrap();
-        let out = phanes()
-            .args(["render", "--out", "out"])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output_ok(phanes().args(["render", "--out", "out"]).current_dir(&dir));
         let script = fs::read_to_string(dir.join("out/setup.sh")).unwrap();
         let quoted = phanes::render::quote(&format!("{key} {hostile}"));
         assert!(
@@ -399,15 +384,10 @@ fn hostile_strings_are_rejected_or_inert() {
     )
     .unwrap();
     fs::write(dir.join("phanes.yaml"), "").unwrap();
-    let out = phanes()
-        .args(["render", "--profile", "evil", "--out", "evil"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        phanes()
+            .args(["render", "--profile", "evil", "--out", "evil"])
+            .current_dir(&dir),
     );
     let script = fs::read_to_string(dir.join("evil/setup.sh")).unwrap();
     assert!(
@@ -423,16 +403,10 @@ fn hostile_strings_are_rejected_or_inert() {
 fn plan_lists_the_ordered_steps_with_configured_values() {
     let dir = temp_dir("plan");
     fs::write(dir.join("phanes.yaml"), FULL_CONFIG).unwrap();
-    let out = phanes()
-        .args(["plan", "--profile", "minimal"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = output_ok(
+        phanes()
+            .args(["plan", "--profile", "minimal"])
+            .current_dir(&dir),
     );
     let baseline = stdout.find("baseline.packages").expect("baseline steps");
     let user = stdout.find("user.deploy.keys").expect("user steps");
@@ -516,23 +490,18 @@ fn bash_defines(code: &str) -> (String, String) {
     let dir = temp_dir("definitions");
     fs::write(dir.join("code.sh"), code).unwrap();
     let script = "source ./code.sh; declare -f >functions; declare -p >variables";
-    let out = Command::new("env")
-        .args([
-            "-i",
-            "PATH=/usr/bin:/bin",
-            "bash",
-            "--norc",
-            "--noprofile",
-            "-c",
-            script,
-        ])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new("env")
+            .args([
+                "-i",
+                "PATH=/usr/bin:/bin",
+                "bash",
+                "--norc",
+                "--noprofile",
+                "-c",
+                script,
+            ])
+            .current_dir(&dir),
     );
     let functions = fs::read_to_string(dir.join("functions")).unwrap();
     // Bash's own variables change from one shell to the next (SECONDS, RANDOM, BASH_*).
@@ -819,20 +788,15 @@ cfg = util.load_yaml(parts[0].get_payload(decode=True))
 sys.stdout.write(cfg['write_files'][0]['content'])
 ";
     // cloud-init's modules live in the system Python, whatever python3 is first on PATH.
-    let out = validator("/usr/bin/python3", "cloud-init")
-        .args(["-c", loader])
-        .arg(&gz)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cloud-init's loader: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let loaded = output_ok(
+        validator("/usr/bin/python3", "cloud-init")
+            .args(["-c", loader])
+            .arg(&gz),
     );
     let shell = temp_dir("aws-shell");
     render_to(&shell, &["--profile", "minimal", "--format", "shell"], None);
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        loaded,
         fs::read_to_string(shell.join("setup.sh")).unwrap(),
         "the bundle in the AWS user-data is setup.sh"
     );

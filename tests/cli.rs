@@ -2,26 +2,18 @@
 //! error kinds, the generated configs (`init`, config.yaml.example) against `validate` and the
 //! JSON Schema, and the README's own walk-through.
 
+mod common;
+
+use common::temp_dir;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The phanes binary built for this test run, in a folder of the test's choosing.
 fn phanes(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_phanes"));
     command.current_dir(dir).env_remove("NO_COLOR");
     command
-}
-
-/// A fresh, empty folder for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("phanes-cli-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs phanes in `dir`; returns exit code, stdout and stderr.

@@ -25,6 +25,9 @@
 //! replays a run. The figures are printed at the end (`cargo test --test fuzz_config --
 //! --nocapture`).
 
+mod common;
+
+use common::temp_dir;
 use phanes::compile::{Request, compile};
 use phanes::diagnostic::{Diagnostic, Diagnostics};
 use phanes::targets::{Artifact, TargetOptions, cloud_init, packer, render_all};
@@ -33,7 +36,7 @@ use proptest::test_runner::{Config as PtConfig, RngAlgorithm, TestRng, TestRunne
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -896,13 +899,6 @@ fn run_case(
 
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("phanes-fuzz-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
