@@ -10,7 +10,7 @@ mod common;
 
 use common::render::shell_ok;
 use common::server::Server;
-use common::{sha256, temp_dir};
+use common::{output_ok, sha256, temp_dir};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -303,20 +303,12 @@ fn right_checksum_installs_and_a_second_run_needs_nothing() {
         fs::read_to_string(prefix.join("go/VERSION")).unwrap(),
         "go1.25.5\ntime 2025-12-02T00:00:00Z\n"
     );
-    let go_bin = Command::new(prefix.join("go/bin/go"))
-        .arg("version")
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&go_bin.stdout),
+        output_ok(Command::new(prefix.join("go/bin/go")).arg("version")),
         "go version go1.25.5 linux/amd64\n"
     );
-    let uv_bin = Command::new(prefix.join("bin/uv"))
-        .arg("--version")
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&uv_bin.stdout),
+        output_ok(Command::new(prefix.join("bin/uv")).arg("--version")),
         "uv 0.12.1 (stand-in)\n"
     );
     assert_eq!(
@@ -443,12 +435,8 @@ fn a_version_change_reinstalls_then_converges() {
         fs::read_to_string(prefix.join("go/src/only-in-this-release")).unwrap(),
         "1.24.6"
     );
-    let uv_bin = Command::new(prefix.join("bin/uv"))
-        .arg("--version")
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&uv_bin.stdout),
+        output_ok(Command::new(prefix.join("bin/uv")).arg("--version")),
         "uv 0.13.0 (stand-in)\n"
     );
     assert_eq!(sb.leftovers(), Vec::<String>::new());
