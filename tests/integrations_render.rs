@@ -140,10 +140,11 @@ fn tailscale_rejects_bad_values_with_their_key_path() {
 /// and the tailnet SSH rules read back from `ufw show added`.
 #[test]
 fn tailscale_helpers_compare_prefs_build_flags_and_parse_rules() {
-    if Command::new("jq").arg("--version").output().is_err() {
-        eprintln!("skipped: jq is not installed");
-        return;
-    }
+    // A missing tool is a failed test, never a silent skip.
+    assert!(
+        Command::new("jq").arg("--version").output().is_ok(),
+        "jq is needed (the tailscale helpers parse JSON with it): apt-get install jq"
+    );
     let dir = temp_dir("tailscale-helpers");
     let script = render_ok(
         "minimal",
