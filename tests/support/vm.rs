@@ -143,7 +143,10 @@ pub fn ensure_image(release: Release) -> ImagePaths {
     let recipe = {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(fs::read(&script).expect("read build-image.sh"));
-        digest[..6].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     let cache = std::env::var_os("PHANES_VM_CACHE")
         .map(PathBuf::from)
