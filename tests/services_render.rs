@@ -967,6 +967,12 @@ fn monitoring_sets_netdata_conf_keys_and_checks_listeners() {
     )
     .unwrap();
     fs::write(dir.join("ss-public"), "LISTEN 0 4096 *:19999 *:*\n").unwrap();
+    // Netdata 1.37 given a bare ::1 listens on 127.0.0.1 alone: a missing address fails too.
+    fs::write(
+        dir.join("ss-partial"),
+        "LISTEN 0 4096 127.0.0.1:19999 0.0.0.0:*\n",
+    )
+    .unwrap();
     let out = run_bash(
         &helpers(&script, "monitoring"),
         &format!(
@@ -977,6 +983,7 @@ fn monitoring_sets_netdata_conf_keys_and_checks_listeners() {
              echo '[empty]'; netdata_conf_wanted ''\n\
              netdata_listeners_ok <{d}/ss-local && echo local-ok\n\
              netdata_listeners_ok <{d}/ss-public || echo public-refused\n\
+             netdata_listeners_ok <{d}/ss-partial || echo partial-refused\n\
              netdata_listeners_ok </dev/null || echo none-refused\n",
             d = dir.display()
         ),
@@ -985,9 +992,9 @@ fn monitoring_sets_netdata_conf_keys_and_checks_listeners() {
     assert_eq!(
         out,
         "# netdata configuration\n[global]\n\trun as user = netdata\n\n[web]\n\
-         \tbind to = 127.0.0.1 ::1\n\tweb files owner = root\n\tdefault port = 19999\n\
-         idempotent\n[empty]\n[web]\n\tbind to = 127.0.0.1 ::1\n\tdefault port = 19999\n\
-         local-ok\npublic-refused\nnone-refused\n"
+         \tbind to = 127.0.0.1 [::1]\n\tweb files owner = root\n\tdefault port = 19999\n\
+         idempotent\n[empty]\n[web]\n\tbind to = 127.0.0.1 [::1]\n\tdefault port = 19999\n\
+         local-ok\npublic-refused\npartial-refused\nnone-refused\n"
     );
     fs::remove_dir_all(dir).unwrap();
 }
