@@ -50,12 +50,25 @@ if [ "$vm" = 1 ]; then
   fi
   vm_section="$vm_begin"$'\n'"$(scripts/bench-vm.sh section "$vm_results")"$'\n'"$vm_end"
 fi
+if [ -n "$vm_section" ]; then
+  vm_note="Bundles running on a server (first run against the floor, no-op runs, \`--dry-run\`, process
+spawns) are measured in booted TCG guests: see [Bundle runs in a booted VM](#bundle-runs-in-a-booted-vm) at the
+end, which has its own date and commit (\`scripts/bench.sh --vm\` regenerates everything, \`--vm-only\`
+that section alone)."
+else
+  vm_note="**Not measured in this file:** bundles running on a server; \`scripts/bench.sh --vm\` adds the VM section."
+fi
+
 if [ "$render" = 0 ]; then
   [ -f "$out" ] || {
     echo "--vm-only needs an existing $out (run without --vm-only first)" >&2
     exit 1
   }
-  rest=$(sed "/^$vm_begin\$/,/^$vm_end\$/d" "$out")
+  # The section, and the paragraph of the findings that points to it (or says it is missing).
+  rest=$(sed "/^$vm_begin\$/,/^$vm_end\$/d" "$out" | NOTE=$vm_note awk '
+    /^\*\*Not built yet:\*\* the VM benchmark/ || /^\*\*Not measured in this file:\*\*/ || /^Bundles running on a server/ { skip = 1; print ENVIRON["NOTE"] }
+    skip && /^$/ { skip = 0 }
+    !skip')
   # $(...) drops the trailing blank lines: one blank line between the rest and the section.
   printf '%s\n\n%s\n' "$rest" "$vm_section" >"$out.tmp"
   mv "$out.tmp" "$out"
@@ -228,15 +241,6 @@ scaling_word=$(awk -v r="$scaling_ratio" 'BEGIN {
   else if (r < 3) print "Users scale somewhat above linear, far from quadratic"
   else print "**Users scale worse than linear**" }')
 findings+="- $scaling_word: each extra user costs about $per_user_low µs between 10 and 100 users and $per_user_high µs between 100 and 1000 (ratio $scaling_ratio; linear work gives about 1, quadratic about 11). Computed from the fastest sample of each \`users/<n>\` case."$'\n'
-
-if [ -n "$vm_section" ]; then
-  vm_note="Bundles running on a server (first run against the floor, no-op runs, \`--dry-run\`, process
-spawns) are measured in booted TCG guests: see [Bundle runs in a booted VM](#bundle-runs-in-a-booted-vm) at the
-end, which has its own date and commit (\`scripts/bench.sh --vm\` regenerates everything, \`--vm-only\`
-that section alone)."
-else
-  vm_note="**Not measured in this file:** bundles running on a server; \`scripts/bench.sh --vm\` adds the VM section."
-fi
 
 # --- BENCHMARKS.md ------------------------------------------------------------------------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)

@@ -297,10 +297,12 @@ fn parse_strace(log: &str) -> Spawns {
     spawns
 }
 
-/// Runs the bundle under `strace -f` with `args`; the spawn counts, and the traced run's exit.
+/// Runs the bundle under `strace -f` with `args`; the spawn counts. `--seccomp-bpf` stops the
+/// tracee only at the traced calls: without it every syscall stops, and a bash loop reading a
+/// file from a pipe (one read per byte) takes minutes under TCG.
 fn traced(vm: &Vm, args: &str) -> Spawns {
     let out = vm.ssh(&format!(
-        "sudo -n strace -f -qq -s 96 -e signal=none -e trace=execve,fork,vfork,clone,clone3,write \
+        "sudo -n strace -f --seccomp-bpf -qq -s 96 -e signal=none -e trace=execve,fork,vfork,clone,clone3,write \
          -o /tmp/strace.log bash /tmp/setup.sh --json {args} >/dev/null"
     ));
     assert!(
