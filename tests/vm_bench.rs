@@ -316,7 +316,7 @@ fn traced(vm: &Vm, args: &str) -> Spawns {
 
 fn spawns_json(s: &Spawns) -> Value {
     let mut top: Vec<&(String, usize, usize)> = s.per_step.iter().collect();
-    top.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)));
+    top.sort_by_key(|s| std::cmp::Reverse(s.1 + s.2));
     json!({
         "execs": s.execs,
         "forks": s.forks,
