@@ -4,16 +4,77 @@
 # user-data limits. Every figure in the file comes from this run.
 #
 #   scripts/bench.sh            # writes BENCHMARKS.md in the repository root
+#   scripts/bench.sh --vm       # the same, plus the VM section (scripts/bench-vm.sh: bundles run in
+#                               # booted Debian 12 guests; tens of minutes)
+#   scripts/bench.sh --vm-only  # only the VM section, replaced in the existing BENCHMARKS.md
 #   BENCH_OUT=/tmp/b.md scripts/bench.sh
 #   HYPERFINE_RUNS=50 scripts/bench.sh
+#   PHANES_VM_BENCH_RESULTS=DIR scripts/bench.sh --vm-only  # format DIR's results of an earlier
+#                               # `scripts/bench-vm.sh run DIR` instead of running the VM again
 #
 # Needs cargo, jq, gzip and hyperfine; jq and hyperfine are installed with apt-get when missing.
-# It only renders: no rendered bundle is ever executed.
+# Without --vm it only renders: no rendered bundle is ever executed on this machine. With --vm the
+# bundles run inside the guests only. Without --vm, a VM section already in the file is kept as it
+# is (it carries its own date and commit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=${BENCH_OUT:-$root/BENCHMARKS.md}
 runs=${HYPERFINE_RUNS:-30}
+vm=0 render=1
+case ${1:-} in
+  "") ;;
+  --vm) vm=1 ;;
+  --vm-only) vm=1 render=0 ;;
+  -h | --help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [--vm | --vm-only]" >&2
+    exit 2
+    ;;
+esac
+
+# The VM section lives between these markers at the end of the file.
+vm_begin='<!-- vm-bench:begin -->' vm_end='<!-- vm-bench:end -->'
+vm_section=""
+if [ -f "$out" ]; then
+  vm_section=$(sed -n "/^$vm_begin\$/,/^$vm_end\$/p" "$out")
+fi
+if [ "$vm" = 1 ]; then
+  vm_results=${PHANES_VM_BENCH_RESULTS:-}
+  if [ -z "$vm_results" ]; then
+    vm_results=$(mktemp -d)
+    scripts/bench-vm.sh run "$vm_results"
+  fi
+  vm_section="$vm_begin"$'\n'"$(scripts/bench-vm.sh section "$vm_results")"$'\n'"$vm_end"
+fi
+if [ -n "$vm_section" ]; then
+  vm_note="Bundles running on a server (first run against the floor, no-op runs, \`--dry-run\`, process
+spawns) are measured in booted TCG guests: see [Bundle runs in a booted VM](#bundle-runs-in-a-booted-vm) at the
+end, which has its own date and commit (\`scripts/bench.sh --vm\` regenerates everything, \`--vm-only\`
+that section alone)."
+else
+  vm_note="**Not measured in this file:** bundles running on a server; \`scripts/bench.sh --vm\` adds the VM section."
+fi
+
+if [ "$render" = 0 ]; then
+  [ -f "$out" ] || {
+    echo "--vm-only needs an existing $out (run without --vm-only first)" >&2
+    exit 1
+  }
+  # The section, and the paragraph of the findings that points to it (or says it is missing).
+  rest=$(sed "/^$vm_begin\$/,/^$vm_end\$/d" "$out" | NOTE=$vm_note awk '
+    /^\*\*Not built yet:\*\* the VM benchmark/ || /^\*\*Not measured in this file:\*\*/ || /^Bundles running on a server/ { skip = 1; print ENVIRON["NOTE"] }
+    skip && /^$/ { skip = 0 }
+    !skip')
+  # $(...) drops the trailing blank lines: one blank line between the rest and the section.
+  printf '%s\n\n%s\n' "$rest" "$vm_section" >"$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "wrote the VM section of $out" >&2
+  exit 0
+fi
 
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
@@ -212,11 +273,7 @@ A case disturbed by other load shows it in a wide IQR and range; its median is t
 ## Findings
 
 $findings
-**Not built yet:** the VM benchmark mode of issue 9 — first run, no-op re-run and \`--dry-run\` timings
-per profile in the TCG test VM, measured against the floor (one \`apt-get update\` plus one
-\`apt-get install\` of the same package set, and the time of spawning the same number of shell
-processes) and a count of process spawns per run. Nothing in this file measures a bundle running on a
-server.
+$vm_note
 
 ## Method
 
@@ -267,6 +324,6 @@ ${hf_rows}
 
 | profile | setup.sh | setup.sh gzip -9 | user-data.yaml (Hetzner, DigitalOcean) | user-data.yaml.gz (AWS) | fits Hetzner 32 KiB | fits DigitalOcean 64 KiB | fits AWS 16 KiB |
 |---|---|---|---|---|---|---|---|
-${size_rows}
+${size_rows}${vm_section:+$'\n'$vm_section$'\n'}
 EOF
 echo "wrote $out" >&2
