@@ -70,9 +70,10 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
-/// The script as a YAML literal block under `content:` (indented past the list item's keys).
-fn literal(setup: &str) -> Payload {
-    let literal: String = setup.lines().map(|l| format!("   {l}\n")).collect();
+/// The script as a YAML literal block under `content:`, each line indented by `indent` (past
+/// the list item's keys).
+fn literal(setup: &str, indent: &str) -> Payload {
+    let literal: String = setup.lines().map(|l| format!("{indent}{l}\n")).collect();
     Payload {
         encoding: None,
         content: format!("|\n{}", literal.trim_end_matches('\n')),
@@ -96,7 +97,7 @@ pub fn gzip_smallest(bytes: &[u8]) -> Vec<u8> {
 /// Picks whichever is smaller: gz+b64, or the script as a YAML literal block.
 fn payload(setup: &str) -> Payload {
     let compressed = base64::engine::general_purpose::STANDARD.encode(gzip(setup.as_bytes()));
-    let literal = literal(setup);
+    let literal = literal(setup, "   ");
     if compressed.len() < literal.content.len() {
         Payload {
             encoding: Some("gz+b64"),
@@ -126,7 +127,7 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
     let minified;
     let (setup, payload) = if provider.compressed() {
         minified = aws_bundle(c, setup)?;
-        (minified.as_str(), literal(&minified))
+        (minified.as_str(), literal(&minified, "  "))
     } else {
         (setup, payload(setup))
     };
@@ -139,7 +140,7 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
         encoding => payload.encoding,
         content => payload.content,
         preserve_hostname => manages_hostname,
-        comments => !provider.compressed(),
+        compact => provider.compressed(),
     };
     let text = render::render(&c.env, "targets/user-data.yaml", ctx)?;
     let (path, bytes) = if provider.compressed() {
