@@ -49,6 +49,9 @@ struct Lexer {
     /// ... and an unescaped blank came before that backslash, so this line's leading blanks
     /// are not needed to separate words.
     blank_before_continuation: bool,
+    /// Per byte of the last line read: whether bash read it as a command word's character
+    /// (not inside quotes, `${...}` or arithmetic). Bytes the lexer skips count as data.
+    code: Vec<bool>,
 }
 
 /// What the lexer found in one line.
@@ -70,6 +73,7 @@ impl Lexer {
             heredocs: Vec::new(),
             continued: false,
             blank_before_continuation: false,
+            code: Vec::new(),
         }
     }
 
@@ -102,11 +106,14 @@ impl Lexer {
         let b = line.as_bytes();
         let mut i = 0;
         self.continued = false;
+        self.code.clear();
+        self.code.resize(b.len(), false);
         let mut comment = None;
         while i < b.len() {
             let c = b[i];
             let next = b.get(i + 1).copied();
             let top = *self.stack.last().ok_or(Unsure)?;
+            self.code[i] = matches!(top, Ctx::Cmd { .. });
             match top {
                 Ctx::Single => {
                     if c == b'\'' {
@@ -320,6 +327,8 @@ struct Line<'a> {
     top: bool,
     /// Where a comment starts in it.
     comment: Option<usize>,
+    /// Per byte: code (see `Lexer::code`).
+    code: Vec<bool>,
 }
 
 /// Lexes `text` line by line; `None` when the lexer is unsure or the text does not end at the
@@ -344,6 +353,7 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
                 squeezable: false,
                 top: false,
                 comment: None,
+                code: Vec::new(),
             });
             continue;
         }
@@ -358,6 +368,7 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
             squeezable,
             top,
             comment: info.comment,
+            code: std::mem::take(&mut lexer.code),
         });
     }
     lexer.at_top().then_some(lines)
@@ -694,11 +705,31 @@ pub fn minify(setup: &str, user_text: &str) -> String {
         };
         renamed.insert(word, short);
     }
+    // The modules' helper functions, where bash can only read each as a name: every use of it
+    // is code (never inside quotes, where it could be the user's data or a file's content).
+    let helpers = helper_functions(&out);
+    for (word, _) in &helpers {
+        let short = loop {
+            let candidate = short_name(next);
+            next += 1;
+            if !taken.contains(candidate.as_str()) {
+                break candidate;
+            }
+        };
+        renamed.insert(word, short);
+    }
+    let mut uses: Vec<(usize, &str)> = names.iter().map(|(i, w, _)| (*i, *w)).collect();
+    uses.extend(
+        helpers
+            .iter()
+            .flat_map(|(w, at)| at.iter().map(move |i| (*i, *w))),
+    );
+    uses.sort_unstable();
     let mut result = String::with_capacity(out.len());
     let mut at = 0;
-    for (i, word, _) in &names {
+    for (i, word) in uses {
         if let Some(short) = renamed.get(word) {
-            result.push_str(&out[at..*i]);
+            result.push_str(&out[at..i]);
             result.push_str(short);
             at = i + word.len();
         }
@@ -706,6 +737,70 @@ pub fn minify(setup: &str, user_text: &str) -> String {
     result.push_str(&out[at..]);
     out = result;
     out
+}
+
+/// The functions `text` defines (`name() {` at the start of a line) that [`minify`] may rename
+/// beyond [`OWN_PREFIXES`], with the offset of every use: names with an underscore, not built
+/// at run time (a step's `${base}__check`, `"handler__$name"`: no name that a word followed by
+/// `$` starts or a word after `}` ends, counting words of 4 bytes or more or with an
+/// underscore), and only used where the lexer sees code. Empty when
+/// the lexer is unsure of the text.
+fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
+    let Some(lines) = lex(text) else {
+        return Vec::new();
+    };
+    let mut code = Vec::with_capacity(text.len());
+    for line in &lines {
+        let start = code.len();
+        code.extend(&line.code);
+        code.resize(start + line.text.len(), false); // here-document lines: data
+        code.push(false); // the newline
+    }
+    let b = text.as_bytes();
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let (mut prefixes, mut suffixes) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < b.len() {
+        if !name_byte(b[i]) {
+            i += 1;
+            continue;
+        }
+        let end = (i..b.len()).find(|&j| !name_byte(b[j])).unwrap_or(b.len());
+        let word = &text[i..end];
+        // "${secs}s", "x$": a word this short, without an underscore, is text, not a name.
+        let part = word.len() >= 4 || word.contains('_');
+        if part && b.get(end) == Some(&b'$') {
+            prefixes.push(word);
+        }
+        if part && i > 0 && b[i - 1] == b'}' {
+            suffixes.push(word);
+        }
+        starts.push((i, word));
+        i = end;
+    }
+    let mut helpers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((name, _)) = function_head(line)
+            && name.contains('_')
+            && name.bytes().all(name_byte)
+            && !OWN_PREFIXES.iter().any(|p| name.starts_with(p))
+            && !prefixes.iter().any(|p| name.starts_with(p))
+            && !suffixes.iter().any(|s| name.ends_with(s))
+        {
+            helpers.insert(name, Vec::new());
+        }
+    }
+    for (at, word) in starts {
+        if let Some(uses) = helpers.get_mut(word) {
+            uses.push(at);
+        }
+    }
+    let mut found: Vec<(&str, Vec<usize>)> = helpers
+        .into_iter()
+        .filter(|(_, uses)| uses.iter().all(|&at| code.get(at) == Some(&true)))
+        .collect();
+    found.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    found
 }
 
 #[cfg(test)]
@@ -829,5 +924,23 @@ v() { :; }
         assert_eq!(short_name(51), "_Z");
         assert_eq!(short_name(52), "_aa");
         assert_eq!(short_name(53), "_ab");
+    }
+
+    #[test]
+    fn minify_renames_helpers_used_only_as_code() {
+        let code = "#!/usr/bin/env bash\nmod_helper() { echo 'mod_helper'; }\nmod_used() { echo hi; }\nmod_x__check() { mod_used; x=$(mod_used); \"${b}__check\"; }\nmod_data() { :; }\nV='mod_data'\ncat <<EOF\nmod_used\nEOF\nmain() { mod_used; mod_only; }\nmod_only() { :; }\n";
+        let out = minify(code, "");
+        // Used only as code: renamed everywhere; quoted or in a here-document somewhere: kept.
+        assert!(out.contains("mod_helper() { echo 'mod_helper'; }"), "{out}");
+        assert!(out.contains("mod_data() { :; }\nV='mod_data'"), "{out}");
+        assert!(out.contains("mod_used\nEOF"), "{out}");
+        assert!(!out.contains("mod_only"), "{out}");
+        assert!(
+            out.contains("main() {\nmod_used; _a; }") || out.contains("main() { mod_used; _a; }"),
+            "{out}"
+        );
+        // A step function reached as "${b}__check" keeps its name; main has no underscore.
+        assert!(out.contains("mod_x__check() {"), "{out}");
+        assert!(out.contains("main() {"), "{out}");
     }
 }
