@@ -65,6 +65,10 @@ else
   vm_note="**Not measured in this file:** bundles running on a server; \`scripts/bench.sh --vm\` adds the VM section."
 fi
 
+# The VM section with a blank line before it, for the heredoc below ($'\n' is not read there).
+vm_block=""
+[ -z "$vm_section" ] || vm_block=$'\n'"$vm_section"$'\n'
+
 if [ "$render" = 0 ]; then
   [ -f "$out" ] || {
     echo "--vm-only needs an existing $out (run without --vm-only first)" >&2
@@ -331,6 +335,6 @@ ${hf_rows}
 
 | profile | setup.sh | setup.sh gzip -9 | user-data.yaml (Hetzner, DigitalOcean) | user-data.yaml.gz (AWS) | fits Hetzner 32 KiB | fits DigitalOcean 64 KiB | fits AWS 16 KiB |
 |---|---|---|---|---|---|---|---|
-${size_rows}${vm_section:+$'\n'$vm_section$'\n'}
+${size_rows}${vm_block}
 EOF
 echo "wrote $out" >&2
