@@ -55,9 +55,19 @@ if [ -n "$vm_section" ]; then
 spawns) are measured in booted TCG guests: see [Bundle runs in a booted VM](#bundle-runs-in-a-booted-vm) at the
 end, which has its own date and commit (\`scripts/bench.sh --vm\` regenerates everything, \`--vm-only\`
 that section alone)."
+  # The VM section keeps the commit it was measured at; say when the bundle changed since.
+  vm_commit=$(grep -oE 'at commit .[0-9a-f]+.' <<<"$vm_section" | grep -oE '[0-9a-f]{7,}' | head -n1)
+  if [ -n "$vm_commit" ] && ! git diff --quiet "$vm_commit" HEAD -- templates src/bundle src/bundle.rs 2>/dev/null; then
+    vm_note+="
+**The VM figures predate changes to the bundle:** templates/ or src/bundle changed between their commit \`$vm_commit\` and this file's (\`git log $vm_commit..HEAD -- templates src/bundle\`), so cheaper checks and smaller bundles since then are not in them; \`scripts/bench.sh --vm\` measures again."
+  fi
 else
   vm_note="**Not measured in this file:** bundles running on a server; \`scripts/bench.sh --vm\` adds the VM section."
 fi
+
+# The VM section with a blank line before it, for the heredoc below ($'\n' is not read there).
+vm_block=""
+[ -z "$vm_section" ] || vm_block=$'\n'"$vm_section"$'\n'
 
 if [ "$render" = 0 ]; then
   [ -f "$out" ] || {
@@ -300,7 +310,8 @@ $vm_note
   \`gzip -9 -n\` of setup.sh. *user-data.yaml* is what Hetzner and DigitalOcean get: the bundle as
   gz+b64 inside the \`#cloud-config\` when that is smaller, so about 4/3 of the gzip plus the YAML
   around. *user-data.yaml.gz* is what \`--provider aws\` writes instead: the whole \`#cloud-config\`
-  with the bundle as plain text, gzip-compressed (Zopfli) as one file, which cloud-init decompresses.
+  without comments, with the bundle minified (no comments, short internal names: \`shrink::minify\`)
+  as plain text, gzip-compressed (Zopfli) as one file, which cloud-init decompresses.
   *fits* runs \`phanes render --format cloud-init --provider P\` and reports its exit status: the
   limit is checked on the file as submitted (Hetzner 32 KiB, DigitalOcean 64 KiB, AWS 16 KiB).
 
@@ -324,6 +335,6 @@ ${hf_rows}
 
 | profile | setup.sh | setup.sh gzip -9 | user-data.yaml (Hetzner, DigitalOcean) | user-data.yaml.gz (AWS) | fits Hetzner 32 KiB | fits DigitalOcean 64 KiB | fits AWS 16 KiB |
 |---|---|---|---|---|---|---|---|
-${size_rows}${vm_section:+$'\n'$vm_section$'\n'}
+${size_rows}${vm_block}
 EOF
 echo "wrote $out" >&2

@@ -6,9 +6,11 @@
 
 mod common;
 
+use common::output_ok;
 use common::render::{block, check_script, helpers, run_bash, shell_err, shell_ok};
 use common::temp_dir;
 use std::fs;
+use std::process::Command;
 
 /// A config with a sudo user `deploy` (with a key) and `ops`, then `security_and_updates`.
 fn config_with(security_and_updates: &str) -> String {
@@ -394,5 +396,153 @@ fn lockout_guard_needs_an_allowed_sudo_user_with_a_key() {
         &dir,
     );
     assert_eq!(out, "FAIL: refusing to disable password/root \n");
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// A PATH of logging wrappers around the usual text tools, plus fakes of `sshd` (prints the
+/// file `sshd-T` in `dir`), `stat` (reports root:root, mode 644) and `iptables` (exit status
+/// from the file `iptables-rc`), in `dir`/bin. Every program a bash function starts through
+/// PATH appends its name to `dir`/spawned; anything else is "command not found".
+fn counting_path(dir: &std::path::Path) -> std::path::PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("spawned");
+    let write = |name: &str, body: &str| {
+        let path = bin.join(name);
+        fs::write(
+            &path,
+            format!("#!/bin/bash\necho {name} >>'{}'\n{body}\n", log.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    for tool in [
+        "awk", "sort", "sed", "cut", "paste", "grep", "cat", "head", "tr", "comm", "mktemp", "wc",
+        "uniq", "id", "getent",
+    ] {
+        let real = output_ok(Command::new("bash").args(["-c", &format!("command -v {tool}")]));
+        write(tool, &format!("exec {} \"$@\"", real.trim()));
+    }
+    write(
+        "sshd",
+        &format!("/bin/cat '{}'", dir.join("sshd-T").display()),
+    );
+    write(
+        "stat",
+        "printf '644 root:root 0:0 %s\\n' \"$(/usr/bin/stat -c %s -- \"${@: -1}\")\"",
+    );
+    write(
+        "iptables",
+        &format!("exit \"$(</'{}')\"", dir.join("iptables-rc").display()),
+    );
+    bin
+}
+
+/// The programs `call` starts, with the whole bundle sourced (it defines functions only until
+/// `main`), `prepare` run before counting, and PATH made of [`counting_path`] alone.
+/// Returns (exit status of `call`, the programs it started in order).
+fn spawned_by(
+    script: &str,
+    dir: &std::path::Path,
+    prepare: &str,
+    call: &str,
+) -> (i32, Vec<String>) {
+    let bin = counting_path(dir);
+    let bundle = script
+        .strip_suffix("main \"$@\"\n")
+        .expect("the bundle ends with main");
+    fs::write(dir.join("bundle.sh"), bundle).unwrap();
+    let log = dir.join("spawned");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{bundle}'\n{prepare}\nPATH='{bin}'\n: >'{log}'\nrc=0\n{call} || rc=$?\nexit \"$rc\"\n",
+            bundle = dir.join("bundle.sh").display(),
+            bin = bin.display(),
+            log = log.display(),
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("command not found"),
+        "{call} started a program the test does not wrap: {stderr}"
+    );
+    let spawned = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (out.status.code().unwrap(), spawned)
+}
+
+/// The no-op run's checks must be cheap (issue 9): security.ssh-config's check starts `stat`
+/// and `sshd -T` once each and compares in bash (it used to start some 80 programs: awk, sort,
+/// paste, sed per keyword); UFW's active check reads the kernel's ufw chain with one
+/// `iptables` instead of starting Python (`ufw status`).
+#[test]
+fn no_op_checks_start_few_programs() {
+    let script = render_ok(
+        &config_with("security:\n  ssh:\n    allow_users: [deploy, ops]\n"),
+        &[],
+    );
+    let dir = temp_dir("security-spawns");
+    let dropin = dir.join("00-phanes.conf");
+    let prepare = format!(
+        "SECURITY_SSHD_DROPIN='{dropin}'\n\
+         printf '%s' \"$SECURITY_SSHD_CONF\" >\"$SECURITY_SSHD_DROPIN\"\n\
+         {{ security_sshd_expected \"$SECURITY_SSHD_CONF\"; echo 'subsystem sftp /usr/lib/openssh/sftp-server'; }} >'{t}'\n",
+        dropin = dropin.display(),
+        t = dir.join("sshd-T").display(),
+    );
+    // Converged: the drop-in is in place and sshd -T reports every value.
+    let (rc, spawned) = spawned_by(&script, &dir, &prepare, "security_ssh_config__check");
+    assert_eq!((rc, spawned), (0, vec!["stat".into(), "sshd".into()]));
+    // Drift in sshd's effective settings (another file adds a Port): named, just as cheaply.
+    let drift = format!(
+        "{prepare}echo 'port 2200' >>'{}'\n",
+        dir.join("sshd-T").display()
+    );
+    let (rc, spawned) = spawned_by(&script, &dir, &drift, "security_sshd_drift");
+    assert_eq!((rc, spawned.clone()), (0, vec!["sshd".into()]));
+    let (rc, _) = spawned_by(&script, &dir, &drift, "security_ssh_config__check");
+    assert_eq!(rc, 1, "a second Port is drift");
+    let out = output_ok(
+        Command::new("/bin/bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}'\n{drift}\nsecurity_sshd_drift",
+                dir.join("bundle.sh").display()
+            ))
+            .env("PATH", counting_path(&dir)),
+    );
+    assert_eq!(out, "port: want 22, sshd uses 22 2200\n");
+    // A changed drop-in is drift without asking sshd.
+    let edited = format!("{prepare}echo 'X11Forwarding yes' >>\"$SECURITY_SSHD_DROPIN\"\n");
+    let (rc, spawned) = spawned_by(&script, &dir, &edited, "security_ssh_config__check");
+    assert_eq!((rc, spawned), (1, vec!["stat".into()]));
+
+    // UFW is active: ENABLED=yes in ufw.conf (read by bash) and its chains in the kernel.
+    let ufw = dir.join("ufw.conf");
+    for (conf, iptables_rc, want) in [
+        ("ENABLED=yes\nLOGLEVEL=low\n", 0, 0),
+        ("ENABLED=yes\n", 1, 1),
+        ("ENABLED=no\n", 0, 1),
+    ] {
+        fs::write(&ufw, conf).unwrap();
+        fs::write(dir.join("iptables-rc"), iptables_rc.to_string()).unwrap();
+        let prepare = format!(
+            "SECURITY_UFW_CONF='{}'\nPHANES_SYSTEMD_DIR='{}'\n",
+            ufw.display(),
+            dir.display()
+        );
+        let (rc, spawned) = spawned_by(&script, &dir, &prepare, "security_firewall_enabled__check");
+        assert_eq!(rc, want, "ufw.conf {conf:?}, iptables exit {iptables_rc}");
+        assert!(
+            spawned.len() <= 1 && spawned.iter().all(|p| p == "iptables"),
+            "the UFW check started {spawned:?}"
+        );
+    }
     fs::remove_dir_all(dir).unwrap();
 }

@@ -49,6 +49,9 @@ struct Lexer {
     /// ... and an unescaped blank came before that backslash, so this line's leading blanks
     /// are not needed to separate words.
     blank_before_continuation: bool,
+    /// Per byte of the last line read: whether bash read it as a command word's character
+    /// (not inside quotes, `${...}` or arithmetic). Bytes the lexer skips count as data.
+    code: Vec<bool>,
 }
 
 /// What the lexer found in one line.
@@ -70,6 +73,7 @@ impl Lexer {
             heredocs: Vec::new(),
             continued: false,
             blank_before_continuation: false,
+            code: Vec::new(),
         }
     }
 
@@ -102,11 +106,14 @@ impl Lexer {
         let b = line.as_bytes();
         let mut i = 0;
         self.continued = false;
+        self.code.clear();
+        self.code.resize(b.len(), false);
         let mut comment = None;
         while i < b.len() {
             let c = b[i];
             let next = b.get(i + 1).copied();
             let top = *self.stack.last().ok_or(Unsure)?;
+            self.code[i] = matches!(top, Ctx::Cmd { .. });
             match top {
                 Ctx::Single => {
                     if c == b'\'' {
@@ -320,6 +327,8 @@ struct Line<'a> {
     top: bool,
     /// Where a comment starts in it.
     comment: Option<usize>,
+    /// Per byte: code (see `Lexer::code`).
+    code: Vec<bool>,
 }
 
 /// Lexes `text` line by line; `None` when the lexer is unsure or the text does not end at the
@@ -344,6 +353,7 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
                 squeezable: false,
                 top: false,
                 comment: None,
+                code: Vec::new(),
             });
             continue;
         }
@@ -358,6 +368,7 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
             squeezable,
             top,
             comment: info.comment,
+            code: std::mem::take(&mut lexer.code),
         });
     }
     lexer.at_top().then_some(lines)
@@ -368,6 +379,11 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
 /// a line continued with a backslash loses its leading blanks only after a blank (words stay
 /// apart) and is never dropped. Returns `text` unchanged when the lexer is unsure.
 pub fn compact(text: &str) -> String {
+    compact_keeping(text, KEPT_COMMENTS)
+}
+
+/// [`compact`], keeping only the comments that start with one of `kept`.
+fn compact_keeping(text: &str, kept: &[&str]) -> String {
     let Some(lines) = lex(text) else {
         return text.to_string();
     };
@@ -387,7 +403,7 @@ pub fn compact(text: &str) -> String {
         }
         if let Some(at) = line.comment {
             let comment = &line.text[at..];
-            if KEPT_COMMENTS.iter().any(|k| comment.starts_with(k)) {
+            if kept.iter().any(|k| comment.starts_with(k)) {
                 // Kept as it is, on its own line or after code.
             } else {
                 code = trim_code_end(&code[..at - indent]);
@@ -588,6 +604,205 @@ pub fn shrink_all(texts: &[&str], shaken: std::ops::Range<usize>) -> Vec<String>
         .collect()
 }
 
+/// Prefixes of the bundle's own names: internal functions and variables (`_phanes_*`,
+/// `_PHANES_*`) and the runtime's functions (`phanes_*`). `PHANES_*` is left alone: those are
+/// the environment's options and values module code reads.
+const OWN_PREFIXES: &[&str] = &["_phanes_", "_PHANES_", "phanes_"];
+
+/// Whether `c` can be part of a bash name.
+fn name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Each whole word of `text` that starts with one of [`OWN_PREFIXES`], with its byte offset,
+/// and whether a `$` follows it (a name built at run time: `"phanes_module__$name"`).
+fn own_names(text: &str) -> Vec<(usize, &str, bool)> {
+    let b = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !name_byte(b[i]) {
+            i += 1;
+            continue;
+        }
+        let end = (i..b.len()).find(|&j| !name_byte(b[j])).unwrap_or(b.len());
+        let word = &text[i..end];
+        if OWN_PREFIXES.iter().any(|p| word.starts_with(p)) {
+            found.push((i, word, b.get(end) == Some(&b'$')));
+        }
+        i = end;
+    }
+    found
+}
+
+/// The `n`th short name: `_a`, `_b`, ... `_Z`, `_aa`, ...
+fn short_name(mut n: usize) -> String {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut name = Vec::new();
+    loop {
+        name.push(LETTERS[n % LETTERS.len()]);
+        n /= LETTERS.len();
+        if n == 0 {
+            break;
+        }
+        n -= 1;
+    }
+    name.push(b'_');
+    name.reverse();
+    String::from_utf8(name).expect("ASCII")
+}
+
+/// The bundle for user-data with a tight size limit (AWS's 16 KiB): no comment but the
+/// `#!` line, and the bundle's own names (see [`OWN_PREFIXES`]) shortened to `_a`, `_b`, ...,
+/// the most frequent first. It runs exactly as `setup` does: `--list`, `--help` and
+/// `--version` print the same (tests/artifacts.rs proves it for every built-in profile).
+///
+/// Names are renamed as whole words everywhere, strings included (traps, validators and
+/// `printf -v` take names as text), except a name followed by `$` (the start of a name built
+/// at run time) and every name it starts, which stay as they are; a `phanes_*` word is
+/// renamed only when the bundle defines a function of that name. Nothing is renamed when
+/// `user_text` (the config's values, which reach the bundle and the files it writes) holds
+/// one of the prefixes, whatever its case: the bundle's own words are then not told apart from
+/// the user's. A short name that is already a word of the bundle is never used.
+pub fn minify(setup: &str, user_text: &str) -> String {
+    let (first, rest) = setup.split_once('\n').unwrap_or((setup, ""));
+    let mut out = format!("{first}\n{}", compact_keeping(rest, &[]));
+    let lower = user_text.to_ascii_lowercase();
+    if OWN_PREFIXES
+        .iter()
+        .any(|p| lower.contains(&p.to_ascii_lowercase()))
+    {
+        return out;
+    }
+    let names = own_names(&out);
+    let dynamic: Vec<&str> = names
+        .iter()
+        .filter(|(_, _, d)| *d)
+        .map(|(_, w, _)| *w)
+        .collect();
+    let defined = |w: &str| out.contains(&format!("\n{w}() {{"));
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, word, _) in &names {
+        if dynamic.iter().any(|d| word.starts_with(d))
+            || (word.starts_with("phanes_") && !defined(word))
+        {
+            continue;
+        }
+        *counts.entry(word).or_default() += 1;
+    }
+    let taken: BTreeSet<&str> = words(&out).collect();
+    let mut by_use: Vec<(&str, usize)> = counts.into_iter().collect();
+    by_use.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut next = 0;
+    let mut renamed: BTreeMap<&str, String> = BTreeMap::new();
+    for (word, _) in by_use {
+        let short = loop {
+            let candidate = short_name(next);
+            next += 1;
+            if !taken.contains(candidate.as_str()) {
+                break candidate;
+            }
+        };
+        renamed.insert(word, short);
+    }
+    // The modules' helper functions, where bash can only read each as a name: every use of it
+    // is code (never inside quotes, where it could be the user's data or a file's content).
+    let helpers = helper_functions(&out);
+    for (word, _) in &helpers {
+        let short = loop {
+            let candidate = short_name(next);
+            next += 1;
+            if !taken.contains(candidate.as_str()) {
+                break candidate;
+            }
+        };
+        renamed.insert(word, short);
+    }
+    let mut uses: Vec<(usize, &str)> = names.iter().map(|(i, w, _)| (*i, *w)).collect();
+    uses.extend(
+        helpers
+            .iter()
+            .flat_map(|(w, at)| at.iter().map(move |i| (*i, *w))),
+    );
+    uses.sort_unstable();
+    let mut result = String::with_capacity(out.len());
+    let mut at = 0;
+    for (i, word) in uses {
+        if let Some(short) = renamed.get(word) {
+            result.push_str(&out[at..i]);
+            result.push_str(short);
+            at = i + word.len();
+        }
+    }
+    result.push_str(&out[at..]);
+    out = result;
+    out
+}
+
+/// The functions `text` defines (`name() {` at the start of a line) that [`minify`] may rename
+/// beyond [`OWN_PREFIXES`], with the offset of every use: names with an underscore, not built
+/// at run time (a step's `${base}__check`, `"handler__$name"`: no name that a word followed by
+/// `$` starts or a word after `}` ends, counting words of 4 bytes or more or with an
+/// underscore), and only used where the lexer sees code. Empty when
+/// the lexer is unsure of the text.
+fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
+    let Some(lines) = lex(text) else {
+        return Vec::new();
+    };
+    let mut code = Vec::with_capacity(text.len());
+    for line in &lines {
+        let start = code.len();
+        code.extend(&line.code);
+        code.resize(start + line.text.len(), false); // here-document lines: data
+        code.push(false); // the newline
+    }
+    let b = text.as_bytes();
+    let mut starts: Vec<(usize, &str)> = Vec::new();
+    let (mut prefixes, mut suffixes) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < b.len() {
+        if !name_byte(b[i]) {
+            i += 1;
+            continue;
+        }
+        let end = (i..b.len()).find(|&j| !name_byte(b[j])).unwrap_or(b.len());
+        let word = &text[i..end];
+        // "${secs}s", "x$": a word this short, without an underscore, is text, not a name.
+        let part = word.len() >= 4 || word.contains('_');
+        if part && b.get(end) == Some(&b'$') {
+            prefixes.push(word);
+        }
+        if part && i > 0 && b[i - 1] == b'}' {
+            suffixes.push(word);
+        }
+        starts.push((i, word));
+        i = end;
+    }
+    let mut helpers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((name, _)) = function_head(line)
+            && name.contains('_')
+            && name.bytes().all(name_byte)
+            && !OWN_PREFIXES.iter().any(|p| name.starts_with(p))
+            && !prefixes.iter().any(|p| name.starts_with(p))
+            && !suffixes.iter().any(|s| name.ends_with(s))
+        {
+            helpers.insert(name, Vec::new());
+        }
+    }
+    for (at, word) in starts {
+        if let Some(uses) = helpers.get_mut(word) {
+            uses.push(at);
+        }
+    }
+    let mut found: Vec<(&str, Vec<usize>)> = helpers
+        .into_iter()
+        .filter(|(_, uses)| uses.iter().all(|&at| code.get(at) == Some(&true)))
+        .collect();
+    found.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,5 +902,45 @@ v() { :; }
         );
         // A function name passed as a string (a validator) is reached.
         assert!(shrink(lib, &["w 'v'"]).contains("v() { :; }"));
+    }
+
+    #[test]
+    fn minify_drops_comments_and_shortens_own_names_consistently() {
+        let code = "#!/usr/bin/env bash\n# a header\n_PHANES_X=1\n_phanes_f() {\n  # inside\n  echo \"$_PHANES_X\" '# kept' # gone\n}\nphanes_step() { \"phanes_module__$1\"; }\nphanes_module__a() { _phanes_f; security_ufw_phanes_rules; }\ntrap '_phanes_f' EXIT\nmain \"$@\"\n";
+        let want = "#!/usr/bin/env bash\n_b=1\n_a() {\necho \"$_b\" '# kept'\n}\n_c() { \"phanes_module__$1\"; }\nphanes_module__a() { _a; security_ufw_phanes_rules; }\ntrap '_a' EXIT\nmain \"$@\"\n";
+        assert_eq!(minify(code, "{}"), want);
+        // The user's own words could hold the prefixes: then only the comments go.
+        assert_eq!(
+            minify(code, "{\"description\":\"uses PHANES_x\"}"),
+            "#!/usr/bin/env bash\n_PHANES_X=1\n_phanes_f() {\necho \"$_PHANES_X\" '# kept'\n}\nphanes_step() { \"phanes_module__$1\"; }\nphanes_module__a() { _phanes_f; security_ufw_phanes_rules; }\ntrap '_phanes_f' EXIT\nmain \"$@\"\n"
+        );
+        // A short name already in use is skipped.
+        assert!(minify("#!\n_phanes_g() { _a=1; }\n", "").contains("_b() { _a=1; }"));
+    }
+
+    #[test]
+    fn short_names_count_up() {
+        assert_eq!(short_name(0), "_a");
+        assert_eq!(short_name(51), "_Z");
+        assert_eq!(short_name(52), "_aa");
+        assert_eq!(short_name(53), "_ab");
+    }
+
+    #[test]
+    fn minify_renames_helpers_used_only_as_code() {
+        let code = "#!/usr/bin/env bash\nmod_helper() { echo 'mod_helper'; }\nmod_used() { echo hi; }\nmod_x__check() { mod_used; x=$(mod_used); \"${b}__check\"; }\nmod_data() { :; }\nV='mod_data'\ncat <<EOF\nmod_used\nEOF\nmain() { mod_used; mod_only; }\nmod_only() { :; }\n";
+        let out = minify(code, "");
+        // Used only as code: renamed everywhere; quoted or in a here-document somewhere: kept.
+        assert!(out.contains("mod_helper() { echo 'mod_helper'; }"), "{out}");
+        assert!(out.contains("mod_data() { :; }\nV='mod_data'"), "{out}");
+        assert!(out.contains("mod_used\nEOF"), "{out}");
+        assert!(!out.contains("mod_only"), "{out}");
+        assert!(
+            out.contains("main() {\nmod_used; _a; }") || out.contains("main() { mod_used; _a; }"),
+            "{out}"
+        );
+        // A step function reached as "${b}__check" keeps its name; main has no underscore.
+        assert!(out.contains("mod_x__check() {"), "{out}");
+        assert!(out.contains("main() {"), "{out}");
     }
 }

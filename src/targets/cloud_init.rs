@@ -1,8 +1,9 @@
 //! user-data.yaml: a `#cloud-config` that installs the bundle as /usr/local/sbin/phanes-setup and
 //! runs it once, at first boot, after cloud-init has installed its own packages.
 //!
-//! For AWS (16 KiB) it is user-data.yaml.gz instead: the same `#cloud-config`, with the bundle
-//! as plain text, gzip-compressed as a whole. cloud-init recognises gzip by its magic bytes and
+//! For AWS (16 KiB) it is user-data.yaml.gz instead: the same `#cloud-config` without its
+//! comments, with the bundle minified ([`crate::bundle::shrink::minify`]: the same program,
+//! without comments and with short internal names) as plain text, gzip-compressed as a whole. cloud-init recognises gzip by its magic bytes and
 //! decompresses before parsing, and one compression of the whole is smaller than the bundle's
 //! gz+b64 inside YAML (base64 costs a third).
 
@@ -69,9 +70,10 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
-/// The script as a YAML literal block under `content:` (indented past the list item's keys).
-fn literal(setup: &str) -> Payload {
-    let literal: String = setup.lines().map(|l| format!("   {l}\n")).collect();
+/// The script as a YAML literal block under `content:`, each line indented by `indent` (past
+/// the list item's keys).
+fn literal(setup: &str, indent: &str) -> Payload {
+    let literal: String = setup.lines().map(|l| format!("{indent}{l}\n")).collect();
     Payload {
         encoding: None,
         content: format!("|\n{}", literal.trim_end_matches('\n')),
@@ -95,7 +97,7 @@ pub fn gzip_smallest(bytes: &[u8]) -> Vec<u8> {
 /// Picks whichever is smaller: gz+b64, or the script as a YAML literal block.
 fn payload(setup: &str) -> Payload {
     let compressed = base64::engine::general_purpose::STANDARD.encode(gzip(setup.as_bytes()));
-    let literal = literal(setup);
+    let literal = literal(setup, "   ");
     if compressed.len() < literal.content.len() {
         Payload {
             encoding: Some("gz+b64"),
@@ -106,12 +108,28 @@ fn payload(setup: &str) -> Payload {
     }
 }
 
+/// The bundle AWS's user-data carries: `setup` minified ([`crate::bundle::shrink::minify`]),
+/// with the config's values and the profile's name and description as the user's text.
+pub fn aws_bundle(c: &Compilation, setup: &str) -> Result<String> {
+    let user_text = format!(
+        "{} {} {}",
+        serde_json::to_string(&c.config)?,
+        c.profile.name,
+        c.profile.description
+    );
+    Ok(crate::bundle::shrink::minify(setup, &user_text))
+}
+
 /// Renders user-data.yaml around the bundle and checks the provider limit.
 pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Artifact> {
-    let payload = if provider.compressed() {
-        literal(setup)
+    // AWS: the bundle minified (no comments, short internal names; see shrink::minify) and no
+    // comment in the YAML either: every byte counts against 16 KiB.
+    let minified;
+    let (setup, payload) = if provider.compressed() {
+        minified = aws_bundle(c, setup)?;
+        (minified.as_str(), literal(&minified, "  "))
     } else {
-        payload(setup)
+        (setup, payload(setup))
     };
     let manages_hostname =
         c.modules.iter().any(|m| m.name == "baseline") && c.config.baseline.hostname.is_some();
@@ -122,6 +140,7 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
         encoding => payload.encoding,
         content => payload.content,
         preserve_hostname => manages_hostname,
+        compact => provider.compressed(),
     };
     let text = render::render(&c.env, "targets/user-data.yaml", ctx)?;
     let (path, bytes) = if provider.compressed() {
