@@ -411,3 +411,9 @@ fn dev_bookworm() {
         dev_case(Release::Bookworm);
     }
 }
+
+/// The stand-in installer passes bash -n and shellcheck (on the host, without a guest).
+#[test]
+fn standin_installer_parses() {
+    common::lint(&standin_installer(), "coolify-standin");
+}

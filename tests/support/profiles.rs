@@ -207,9 +207,9 @@ pub fn start_container(vm: &Vm) {
 /// prefixes the commands that need root ("" when the lines run as root).
 pub fn busybox_image(sudo: &str, image: &str, page: &str) -> String {
     format!(
-        "{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-         d=$(mktemp -d); mkdir -p $d/bin $d/www; cp /bin/busybox $d/bin/; echo {page} > $d/www/index.html
-         {sudo}tar -C $d -c . | {sudo}docker import -c 'ENTRYPOINT [\"/bin/busybox\"]' - {image} >/dev/null
-         rm -rf $d"
+        "{sudo}env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq busybox-static >/dev/null
+         d=$(mktemp -d); mkdir -p \"$d/bin\" \"$d/www\"; cp /bin/busybox \"$d/bin/\"; echo {page} >\"$d/www/index.html\"
+         {sudo}tar -C \"$d\" -c . | {sudo}docker import -c 'ENTRYPOINT [\"/bin/busybox\"]' - {image} >/dev/null
+         rm -rf \"$d\""
     )
 }
