@@ -211,9 +211,10 @@ fn dev_case(release: Release) {
     drift_and_repair(&vm, &[("sudo -n rm -rf /usr/local/go", "devtools.go")]);
     assert!(vm.ssh_ok("bash -lc 'go version'").contains("go1.24.6"));
     println!(
-        "[vm_profiles] dev on {}: {:.0?}",
+        "[vm_profiles] dev on {}: {:.0?} ({:.0?} of it with the guest up)",
         release.codename(),
-        started.elapsed()
+        started.elapsed(),
+        vm.uptime()
     );
     drop(vm);
     drop(server);
@@ -370,9 +371,10 @@ fn coolify_case(release: Release) {
         "the dashboard port must answer from the host"
     );
     println!(
-        "[vm_profiles] coolify on {}: {:.0?}",
+        "[vm_profiles] coolify on {}: {:.0?} ({:.0?} of it with the guest up)",
         release.codename(),
-        started.elapsed()
+        started.elapsed(),
+        vm.uptime()
     );
     drop(vm);
     drop(server);
