@@ -10,7 +10,8 @@ mod common;
 
 use common::render::shell_ok;
 use common::server::Server;
-use common::{output_ok, sha256, temp_dir};
+use common::standins::{self, go_release};
+use common::{output_ok, temp_dir};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,66 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Writes `files` (path, content; executable when the content starts with #!) under a fresh
-/// folder and packs them into `tarball`. Returns its sha256.
-fn make_tarball(scratch: &Path, tarball: &Path, files: &[(&str, &str)]) -> String {
-    let tree = scratch.join(format!(
-        "tree-{}",
-        tarball.file_name().unwrap().to_string_lossy()
-    ));
-    let _ = fs::remove_dir_all(&tree);
-    for (path, content) in files {
-        let file = tree.join(path);
-        fs::create_dir_all(file.parent().unwrap()).unwrap();
-        fs::write(&file, content).unwrap();
-        let mode = if content.starts_with("#!") {
-            0o755
-        } else {
-            0o644
-        };
-        fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
-    }
-    fs::create_dir_all(tarball.parent().unwrap()).unwrap();
-    let status = Command::new("tar")
-        .arg("-czf")
-        .arg(tarball)
-        .arg("-C")
-        .arg(&tree)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    sha256(tarball)
-}
-
-/// A stand-in Go release `version`, served for both architectures; returns its sha256.
-fn go_release(server: &Server, scratch: &Path, version: &str) -> String {
-    let files = [
-        (
-            "go/VERSION",
-            format!("go{version}\ntime 2025-12-02T00:00:00Z\n"),
-        ),
-        (
-            "go/bin/go",
-            format!("#!/bin/sh\necho \"go version go{version} linux/amd64\"\n"),
-        ),
-        ("go/src/only-in-this-release", version.to_string()),
-    ];
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
-    let first = server
-        .root
-        .join(format!("go/go{version}.linux-amd64.tar.gz"));
-    let sum = make_tarball(scratch, &first, &files);
-    fs::copy(
-        &first,
-        server
-            .root
-            .join(format!("go/go{version}.linux-arm64.tar.gz")),
-    )
-    .unwrap();
-    sum
-}
 
 /// This machine's dpkg architecture, as the bundle's preflight reads it.
 fn host_arch() -> String {
@@ -100,23 +41,7 @@ fn host_triple() -> &'static str {
 /// A stand-in uv release `version`, served for both architectures; returns the sha256 of this
 /// machine's tarball.
 fn uv_release(server: &Server, scratch: &Path, version: &str) -> String {
-    let mut sum = String::new();
-    for triple in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
-        let uv = format!("#!/bin/sh\necho \"uv {version} (stand-in)\"\n");
-        let uvx = "#!/bin/sh\necho uvx\n".to_string();
-        let top = format!("uv-{triple}");
-        let files = [(format!("{top}/uv"), uv), (format!("{top}/uvx"), uvx)];
-        let files: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        let tarball = server.root.join(format!("uv/{version}/uv-{triple}.tar.gz"));
-        let got = make_tarball(scratch, &tarball, &files);
-        if triple == host_triple() {
-            sum = got;
-        }
-    }
-    sum
+    standins::uv_release(server, scratch, version, host_triple())
 }
 
 /// What one run printed.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub mod render;
 pub mod server;
+pub mod standins;
 
 /// A config that exercises every branch of the baseline, user and swap templates.
 pub const FULL_CONFIG: &str = "\
