@@ -653,7 +653,7 @@ fn short_name(mut n: usize) -> String {
 }
 
 /// The bundle for user-data with a tight size limit (AWS's 16 KiB): no comment but the
-/// `#!` line, and the bundle's own names (see [`OWN_PREFIXES`]) shortened to `_a`, `_b`, ...,
+/// `#!` line, and the bundle's own names (`_phanes_`, `_PHANES_`, `phanes_`) shortened to `_a`, `_b`, ...,
 /// the most frequent first. It runs exactly as `setup` does: `--list`, `--help` and
 /// `--version` print the same (tests/artifacts.rs proves it for every built-in profile).
 ///
