@@ -614,11 +614,10 @@ fn name_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
-/// Each whole word of `text` that starts with one of [`OWN_PREFIXES`], with its byte offset,
-/// and whether a `$` follows it (a name built at run time: `"phanes_module__$name"`).
-fn own_names(text: &str) -> Vec<(usize, &str, bool)> {
+/// Each run of bash name bytes in `text`: its start and end byte offsets.
+fn name_words(text: &str) -> Vec<(usize, usize)> {
     let b = text.as_bytes();
-    let mut found = Vec::new();
+    let mut words = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if !name_byte(b[i]) {
@@ -626,13 +625,20 @@ fn own_names(text: &str) -> Vec<(usize, &str, bool)> {
             continue;
         }
         let end = (i..b.len()).find(|&j| !name_byte(b[j])).unwrap_or(b.len());
-        let word = &text[i..end];
-        if OWN_PREFIXES.iter().any(|p| word.starts_with(p)) {
-            found.push((i, word, b.get(end) == Some(&b'$')));
-        }
+        words.push((i, end));
         i = end;
     }
-    found
+    words
+}
+
+/// Each whole word of `text` that starts with one of [`OWN_PREFIXES`], with its byte offset,
+/// and whether a `$` follows it (a name built at run time: `"phanes_module__$name"`).
+fn own_names(text: &str) -> Vec<(usize, &str, bool)> {
+    name_words(text)
+        .into_iter()
+        .map(|(i, end)| (i, &text[i..end], text.as_bytes().get(end) == Some(&b'$')))
+        .filter(|(_, word, _)| OWN_PREFIXES.iter().any(|p| word.starts_with(p)))
+        .collect()
 }
 
 /// The `n`th short name: `_a`, `_b`, ... `_Z`, `_aa`, ...
@@ -759,13 +765,7 @@ fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
     let b = text.as_bytes();
     let mut starts: Vec<(usize, &str)> = Vec::new();
     let (mut prefixes, mut suffixes) = (Vec::new(), Vec::new());
-    let mut i = 0;
-    while i < b.len() {
-        if !name_byte(b[i]) {
-            i += 1;
-            continue;
-        }
-        let end = (i..b.len()).find(|&j| !name_byte(b[j])).unwrap_or(b.len());
+    for (i, end) in name_words(text) {
         let word = &text[i..end];
         // "${secs}s", "x$": a word this short, without an underscore, is text, not a name.
         let part = word.len() >= 4 || word.contains('_');
@@ -776,7 +776,6 @@ fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
             suffixes.push(word);
         }
         starts.push((i, word));
-        i = end;
     }
     let mut helpers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for line in text.lines() {
