@@ -6,8 +6,8 @@
 //! that records its arguments and environment and leaves what the real one leaves (a running
 //! `coolify` container, tagged with the version, publishing the dashboard on 8000).
 //!
-//! Debian 13 in `PHANES_VM=all` (the dev and coolify cases side by side, one guest each); dev on
-//! Debian 12 too in `PHANES_VM=full`. Coolify needs Docker 24+, which Debian 12's docker.io (20.10)
+//! coolify on Debian 13 in `PHANES_VM=all`; dev on Debian 12 and 13 in `PHANES_VM=full` only,
+//! until it has passed once (one guest each, side by side). Coolify needs Docker 24+, which Debian 12's docker.io (20.10)
 //! is not, and Docker CE's repository is not reachable here: no coolify case on Debian 12.
 //!
 //! `PHANES_VM=all cargo test --release --test vm_profiles -- --nocapture`
@@ -400,9 +400,11 @@ fn coolify_bookworm() {
     }
 }
 
+/// Left out of `all` (CI) until it has passed once: its first booted run did not finish in the
+/// session that wrote it (issue 6 stays open). `PHANES_VM=full` runs it.
 #[test]
 fn dev_trixie() {
-    if runs("dev", Release::Trixie, false) {
+    if runs("dev", Release::Trixie, true) {
         dev_case(Release::Trixie);
     }
 }
