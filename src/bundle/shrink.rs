@@ -700,29 +700,23 @@ pub fn minify(setup: &str, user_text: &str) -> String {
     let mut by_use: Vec<(&str, usize)> = counts.into_iter().collect();
     by_use.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut next = 0;
+    // The next short name no word of the text already is.
+    let mut fresh = || loop {
+        let candidate = short_name(next);
+        next += 1;
+        if !taken.contains(candidate.as_str()) {
+            break candidate;
+        }
+    };
     let mut renamed: BTreeMap<&str, String> = BTreeMap::new();
     for (word, _) in by_use {
-        let short = loop {
-            let candidate = short_name(next);
-            next += 1;
-            if !taken.contains(candidate.as_str()) {
-                break candidate;
-            }
-        };
-        renamed.insert(word, short);
+        renamed.insert(word, fresh());
     }
     // The modules' helper functions, where bash can only read each as a name: every use of it
     // is code (never inside quotes, where it could be the user's data or a file's content).
     let helpers = helper_functions(&out);
     for (word, _) in &helpers {
-        let short = loop {
-            let candidate = short_name(next);
-            next += 1;
-            if !taken.contains(candidate.as_str()) {
-                break candidate;
-            }
-        };
-        renamed.insert(word, short);
+        renamed.insert(word, fresh());
     }
     let mut uses: Vec<(usize, &str)> = names.iter().map(|(i, w, _)| (*i, *w)).collect();
     uses.extend(
