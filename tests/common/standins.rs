@@ -1,6 +1,6 @@
 //! Stand-ins for the devtools downloads: tarballs laid out as the real Go and uv releases, with
 //! tiny shell scripts for binaries that print their version, served by [`super::server`]. Used by
-//! the host-side sandbox (tests/devtools_runtime.rs) and the booted VM (tests/vm_profiles.rs).
+//! the host-side sandbox (tests/devtools_runtime.rs) and the booted VM (tests/vm/app_profiles.rs).
 
 use super::server::Server;
 use super::sha256;

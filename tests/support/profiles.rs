@@ -1,5 +1,5 @@
 //! Driving whole profiles in a booted guest, shared by the VM tests that boot one
-//! (tests/vm_services.rs, tests/vm_profiles.rs): the config every case starts from, rendering
+//! (tests/vm/services.rs, tests/vm/app_profiles.rs): the config every case starts from, rendering
 //! with user profiles beside the config, booting through cloud-init to a converged first run,
 //! applying a changed config, drift and repair, and reaching published ports from the host.
 //! Used with `mod common;` and `#[path = "support/profiles.rs"] mod profiles;` next to `vm`

@@ -30,6 +30,16 @@ const GUEST_NET: &str = "198.51.100.0/24";
 /// TCG boots take ~40 s; give slow CI machines room.
 pub const SSH_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// `println!` for a case's timings and verdicts, written past libtest's output capture so that
+/// CI's log (which runs without `--nocapture`) shows where its minutes went.
+#[allow(unused_macros)] // not every binary that includes this file reports
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 static IMAGE_LOCK: Mutex<()> = Mutex::new(());
 
@@ -38,8 +48,8 @@ static IMAGE_LOCK: Mutex<()> = Mutex::new(());
 pub enum Tier {
     /// `PHANES_VM=quick`: bookworm only, for development loops.
     Quick,
-    /// `PHANES_VM=all`: bookworm and trixie (the README's test command and CI). A few long cases
-    /// that prove the same code on both releases run on one of them here, to fit CI's budget.
+    /// `PHANES_VM=all`: bookworm and trixie (the README's test command and CI). Cases marked
+    /// `Coverage::FullOnly` on a release are left out, to fit CI's budget.
     All,
     /// `PHANES_VM=full`: as `all`, with every case on both releases.
     Full,
@@ -75,6 +85,38 @@ impl Release {
             Release::Trixie => "13",
         }
     }
+}
+
+/// Which tiers run a case on a release. CI (`all`) has 90 minutes on 2 cores, so cases that prove
+/// code shared by both releases run on one of them there; `full` runs every case everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every tier that boots the release (`quick` boots Debian 12 only).
+    Always,
+    /// `PHANES_VM=full` only.
+    FullOnly,
+}
+
+/// Whether this run's tier runs `case` on `release`; says why not (on stderr, past libtest's
+/// capture) when it does not, so a skipped case is never mistaken for a passed one.
+pub fn case_runs(case: &str, release: Release, coverage: Coverage) -> bool {
+    let Some(tier) = vm_tests_enabled() else {
+        return false;
+    };
+    let runs =
+        tier.releases().contains(&release) && (coverage == Coverage::Always || tier == Tier::Full);
+    if !runs {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{case} on {}: not in PHANES_VM={tier:?} ({})",
+            release.codename(),
+            match coverage {
+                Coverage::Always => "PHANES_VM=all runs it",
+                Coverage::FullOnly => "PHANES_VM=full runs it",
+            }
+        );
+    }
+    runs
 }
 
 /// The tier requested through `PHANES_VM`, or `None` (after printing why) when VM tests are off.

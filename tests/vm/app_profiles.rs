@@ -7,19 +7,12 @@
 //! `coolify` container, tagged with the version, publishing the dashboard on 8000).
 //!
 //! coolify on Debian 13 in `PHANES_VM=all`; dev on Debian 12 and 13 in `PHANES_VM=full` only,
-//! until it has passed once (one guest each, side by side). Coolify needs Docker 24+, which Debian 12's docker.io (20.10)
-//! is not, and Docker CE's repository is not reachable here: no coolify case on Debian 12.
+//! until it has passed once. Coolify needs Docker 24+, which Debian 12's docker.io (20.10) is
+//! not, and Docker CE's repository is not reachable here: no coolify case on Debian 12.
 //!
-//! `PHANES_VM=all cargo test --release --test vm_profiles -- --nocapture`
+//! `PHANES_VM=all cargo test --release --test vm app_profiles:: -- --nocapture`
 
-mod common;
-#[path = "support/guest.rs"]
-mod guest;
-#[path = "support/profiles.rs"]
-mod profiles;
-#[path = "support/vm.rs"]
-mod vm;
-
+use crate::{common, guest, profiles, vm};
 use common::server::Server;
 use common::standins::{go_release, uv_release};
 use common::{sha256, temp_dir};
@@ -30,31 +23,10 @@ use profiles::{
 };
 use std::fs;
 use std::time::Instant;
-use vm::{GUEST_GATEWAY, Release, TestKey, Tier, Vm};
+use vm::{Coverage, GUEST_GATEWAY, Release, TestKey, Vm};
 
 /// The guest is x86_64 whatever the host is (QEMU TCG).
 const GUEST_TRIPLE: &str = "x86_64-unknown-linux-gnu";
-
-/// Whether this tier runs the case on `release` (`full_only`: only in `PHANES_VM=full`); says
-/// why not when it does not.
-fn runs(case: &str, release: Release, full_only: bool) -> bool {
-    let Some(tier) = vm::vm_tests_enabled() else {
-        return false;
-    };
-    let wanted = tier.releases().contains(&release) && (!full_only || tier == Tier::Full);
-    if !wanted {
-        println!(
-            "[vm_profiles] {case} on {}: not in this tier ({tier:?}); {}",
-            release.codename(),
-            if full_only {
-                "PHANES_VM=full runs it"
-            } else {
-                "PHANES_VM=all runs it"
-            }
-        );
-    }
-    wanted
-}
 
 /// A stand-in download server and the URL the guest reaches it at.
 fn serve(name: &str) -> (Server, String, std::path::PathBuf) {
@@ -210,7 +182,7 @@ fn dev_case(release: Release) {
     // Drift: the Go tree removed behind phanes' back is found and put back.
     drift_and_repair(&vm, &[("sudo -n rm -rf /usr/local/go", "devtools.go")]);
     assert!(vm.ssh_ok("bash -lc 'go version'").contains("go1.24.6"));
-    println!(
+    report!(
         "[vm_profiles] dev on {}: {:.0?} ({:.0?} of it with the guest up)",
         release.codename(),
         started.elapsed(),
@@ -370,7 +342,7 @@ fn coolify_case(release: Release) {
         Some("coolify-dashboard"),
         "the dashboard port must answer from the host"
     );
-    println!(
+    report!(
         "[vm_profiles] coolify on {}: {:.0?} ({:.0?} of it with the guest up)",
         release.codename(),
         started.elapsed(),
@@ -386,7 +358,7 @@ fn coolify_case(release: Release) {
 
 #[test]
 fn coolify_trixie() {
-    if runs("coolify", Release::Trixie, false) {
+    if vm::case_runs("coolify", Release::Trixie, Coverage::Always) {
         coolify_case(Release::Trixie);
     }
 }
@@ -394,7 +366,7 @@ fn coolify_trixie() {
 #[test]
 fn coolify_bookworm() {
     if vm::vm_tests_enabled().is_some() {
-        println!(
+        report!(
             "[vm_profiles] coolify on bookworm: not run: Coolify needs Docker 24+, Debian 12's docker.io is 20.10, and Docker CE's repository is not reachable here"
         );
     }
@@ -404,14 +376,14 @@ fn coolify_bookworm() {
 /// session that wrote it (issue 6 stays open). `PHANES_VM=full` runs it.
 #[test]
 fn dev_trixie() {
-    if runs("dev", Release::Trixie, true) {
+    if vm::case_runs("dev", Release::Trixie, Coverage::FullOnly) {
         dev_case(Release::Trixie);
     }
 }
 
 #[test]
 fn dev_bookworm() {
-    if runs("dev", Release::Bookworm, true) {
+    if vm::case_runs("dev", Release::Bookworm, Coverage::FullOnly) {
         dev_case(Release::Bookworm);
     }
 }

@@ -6,17 +6,10 @@
 //! signed apt repository served from the host (dummy packages made with equivs, a test key made
 //! with gpg), through the same repository options a user behind a mirror sets.
 //!
-//! `PHANES_VM=quick cargo test --release --test vm_services -- --nocapture` runs Debian 12 only;
-//! `PHANES_VM=all` adds Debian 13.
+//! `PHANES_VM=all cargo test --release --test vm services:: -- --nocapture` runs web on Debian 12
+//! and database and vendor on Debian 13; `PHANES_VM=full` runs each case on both.
 
-mod common;
-#[path = "support/guest.rs"]
-mod guest;
-#[path = "support/profiles.rs"]
-mod profiles;
-#[path = "support/vm.rs"]
-mod vm;
-
+use crate::{common, guest, profiles, vm};
 use common::{phanes, temp_dir};
 use guest::{converged, run_bundle};
 use profiles::{
@@ -27,7 +20,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-use vm::{BootOptions, HttpServer, Release, SSH_TIMEOUT, TestKey, Vm};
+use vm::{BootOptions, Coverage, HttpServer, Release, SSH_TIMEOUT, TestKey, Vm};
 
 // ------------------------------------------------------------------------------------ web
 
@@ -391,7 +384,7 @@ fn web_case(release: Release) {
         "static-page"
     );
     converged(&vm, BUNDLE).unwrap();
-    println!(
+    report!(
         "[vm_services] web on {}: {:.0?}",
         release.codename(),
         started.elapsed()
@@ -562,7 +555,7 @@ fn database_case(release: Release) {
     for secret in [APP_PASSWORD, APP_PASSWORD_2, report.trim(), password.trim()] {
         assert!(!logs.contains(secret), "a secret is in the logs");
     }
-    println!(
+    report!(
         "[vm_services] database on {}: {:.0?}",
         release.codename(),
         started.elapsed()
@@ -898,7 +891,7 @@ fn vendor_case(release: Release) {
     );
     drop(vm);
     drop(server);
-    println!(
+    report!(
         "[vm_services] vendor repositories on {}: {:.0?}",
         release.codename(),
         started.elapsed()
@@ -909,44 +902,48 @@ fn vendor_case(release: Release) {
 
 // ------------------------------------------------------------------------------------ tests
 
-fn in_tier(release: Release) -> bool {
-    let Some(tier) = vm::vm_tests_enabled() else {
-        return false;
-    };
-    let included = tier.releases().contains(&release);
-    if !included {
-        println!("{} is not in this tier", release.codename());
-    }
-    included
-}
+// Web proves the same Docker, Caddy and nginx code on both releases (Netdata only on Debian 12,
+// which packages it), so CI runs it on Debian 12; the database and vendor cases, whose packages
+// differ by release (PostgreSQL 15 and 17), run on Debian 13 there. `PHANES_VM=full` runs all six.
 
-/// A case: its name (for `PHANES_VM_CASE`) and the function that runs it on a release.
-type Case = (&'static str, fn(Release));
-
-/// The cases of one release, one guest at a time (two releases run side by side).
-fn services(release: Release) {
-    if !in_tier(release) {
-        return;
-    }
-    let only = std::env::var("PHANES_VM_CASE").unwrap_or_default();
-    let cases: [Case; 3] = [
-        ("vendor", vendor_case),
-        ("database", database_case),
-        ("web", web_case),
-    ];
-    for (name, case) in cases {
-        if only.is_empty() || only.split(',').any(|c| c == name) {
-            case(release);
-        }
+#[test]
+fn bookworm_web() {
+    if vm::case_runs("web", Release::Bookworm, Coverage::Always) {
+        web_case(Release::Bookworm);
     }
 }
 
 #[test]
-fn bookworm_services() {
-    services(Release::Bookworm);
+fn trixie_web() {
+    if vm::case_runs("web", Release::Trixie, Coverage::FullOnly) {
+        web_case(Release::Trixie);
+    }
 }
 
 #[test]
-fn trixie_services() {
-    services(Release::Trixie);
+fn bookworm_database() {
+    if vm::case_runs("database", Release::Bookworm, Coverage::FullOnly) {
+        database_case(Release::Bookworm);
+    }
+}
+
+#[test]
+fn trixie_database() {
+    if vm::case_runs("database", Release::Trixie, Coverage::Always) {
+        database_case(Release::Trixie);
+    }
+}
+
+#[test]
+fn bookworm_vendor() {
+    if vm::case_runs("vendor", Release::Bookworm, Coverage::FullOnly) {
+        vendor_case(Release::Bookworm);
+    }
+}
+
+#[test]
+fn trixie_vendor() {
+    if vm::case_runs("vendor", Release::Trixie, Coverage::Always) {
+        vendor_case(Release::Trixie);
+    }
 }

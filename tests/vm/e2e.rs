@@ -1,17 +1,12 @@
 //! The proof on a real booted Debian: the minimal profile (the base of every other), on each
 //! release of the tier, through the three ways in (cloud-init, bash over SSH, Packer), with
 //! idempotence, drift detection and repair, reboots, option changes, and each module's own proof
-//! from inside the guest. The service profiles are proven in vm_services.rs.
+//! from inside the guest. The service profiles are proven in services.rs.
 //!
-//! `PHANES_VM=quick cargo test --release --test vm_e2e -- --nocapture` runs Debian 12 only;
-//! `PHANES_VM=all` adds Debian 13. `PHANES_VM_PROFILE=<name>` runs the battery on another profile.
+//! `PHANES_VM=quick cargo test --release --test vm e2e:: -- --nocapture` runs Debian 12 only;
+//! `PHANES_VM=all` adds Debian 13, `PHANES_VM=full` Packer on Debian 13 too. `PHANES_VM_PROFILE=<name>` runs the battery on another profile.
 
-mod common;
-#[path = "support/guest.rs"]
-mod guest;
-#[path = "support/vm.rs"]
-mod vm;
-
+use crate::{common, guest, vm};
 use common::{phanes, temp_dir};
 use guest::{converged, run_bundle, ssh_from_host};
 use std::collections::BTreeSet;
@@ -19,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use vm::{BootOptions, Release, SSH_TIMEOUT, TestKey, Vm};
+use vm::{BootOptions, Coverage, Release, SSH_TIMEOUT, TestKey, Vm};
 
 /// The admin user every case's config creates; the harness logs in as this user.
 const ADMIN: &str = "admin";
@@ -417,7 +412,7 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
     );
     converged(&vm, bundle).unwrap();
     fs::remove_dir_all(moved.parent().unwrap()).unwrap();
-    println!(
+    report!(
         "[vm_e2e] {profile} on {}: first boot converged at {:.0?}, case total {:.0?}; recap: {recap}",
         release.codename(),
         first_boot,
@@ -486,7 +481,7 @@ fn packer_build(release: Release, profile: &str) {
         "the image's machine-id must be reset"
     );
     converged(&vm, "/usr/local/sbin/phanes-setup").unwrap();
-    println!(
+    report!(
         "[vm_e2e] packer {profile} on {}: {:.0?}",
         release.codename(),
         started.elapsed()
@@ -495,7 +490,7 @@ fn packer_build(release: Release, profile: &str) {
 }
 
 /// The full battery runs on minimal, the base every other profile extends; the service profiles
-/// have their own cases in vm_services.rs. `PHANES_VM_PROFILE` picks another profile.
+/// have their own cases in services.rs. `PHANES_VM_PROFILE` picks another profile.
 fn profiles() -> Vec<String> {
     match std::env::var("PHANES_VM_PROFILE") {
         Ok(p) if !p.is_empty() => vec![p],
@@ -503,45 +498,42 @@ fn profiles() -> Vec<String> {
     }
 }
 
-fn for_each_case(release: Release, case: fn(Release, &str)) {
-    let Some(tier) = vm::vm_tests_enabled() else {
-        return;
-    };
-    if !tier.releases().contains(&release) {
-        println!("{} is not in this tier", release.codename());
-        return;
-    }
-    for profile in profiles() {
-        case(release, &profile);
+fn for_each_case(case: &str, release: Release, coverage: Coverage, run: fn(Release, &str)) {
+    if vm::case_runs(case, release, coverage) {
+        for profile in profiles() {
+            run(release, &profile);
+        }
     }
 }
 
 #[test]
 fn bookworm_cloud_init_and_bash() {
-    for_each_case(Release::Bookworm, cloud_init_and_bash);
+    for_each_case(
+        "cloud-init and bash",
+        Release::Bookworm,
+        Coverage::Always,
+        cloud_init_and_bash,
+    );
 }
 
 #[test]
 fn trixie_cloud_init_and_bash() {
-    for_each_case(Release::Trixie, cloud_init_and_bash);
+    for_each_case(
+        "cloud-init and bash",
+        Release::Trixie,
+        Coverage::Always,
+        cloud_init_and_bash,
+    );
 }
 
 #[test]
 fn bookworm_packer() {
-    for_each_case(Release::Bookworm, |release, profile| {
-        packer_build(release, profile)
-    });
+    for_each_case("Packer", Release::Bookworm, Coverage::Always, packer_build);
 }
 
 /// Packer runs the same bundle as cloud-init through another door: `all` (CI) takes that door on
-/// Debian 12 only, to fit CI's budget; `full` takes it on Debian 13 too.
+/// Debian 12 only; `full` takes it on Debian 13 too.
 #[test]
 fn trixie_packer() {
-    if vm::vm_tests_enabled() != Some(vm::Tier::Full) {
-        eprintln!("[vm_e2e] Packer on trixie runs with PHANES_VM=full only");
-        return;
-    }
-    for_each_case(Release::Trixie, |release, profile| {
-        packer_build(release, profile)
-    });
+    for_each_case("Packer", Release::Trixie, Coverage::FullOnly, packer_build);
 }
