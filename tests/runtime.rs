@@ -878,3 +878,102 @@ fn a_cut_off_bundle_runs_nothing() {
     assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{}", r.all());
     assert!(!sb.p("root/etc").exists() && !sb.p("log").exists());
 }
+
+/// A killed `apt-get install` (power cut, SIGKILL) leaves dependencies missing or marked as
+/// installed by hand: the packages apt is about to add are listed in apt-pending before apt
+/// runs, the package checks fail while the list exists, and the next install adds what is
+/// missing of them and marks them automatically installed again.
+#[test]
+fn a_killed_install_is_finished_and_its_dependencies_marked_auto() {
+    let sb = Sandbox::new(&["system"]);
+    let fake = fixtures().join("bin");
+    let path = [("PATH+", fake.to_str().unwrap())];
+    fs::write(sb.p("root/deps"), "fake-dep\nfake-rec\n").unwrap();
+    fs::write(sb.p("root/die"), "").unwrap();
+    let r = sb.run_env(&["--only", "system.pkgs"], &path);
+    r.expect(1);
+    let calls = sb.read("root/apt-calls");
+    assert!(
+        calls.contains("apt-pending:\nfake-dep\nfake-rec\n"),
+        "the list is written before apt runs, without the packages asked for: {calls}"
+    );
+    assert_eq!(sb.read("state/apt-pending"), "fake-dep\nfake-rec\n");
+    // fake-a and fake-b are installed now, but the install did not finish.
+    sb.run_env(&["--only", "system.pkgs", "--dry-run"], &path)
+        .expect(2);
+
+    fs::remove_file(sb.p("root/die")).unwrap();
+    fs::write(sb.p("root/apt-calls"), "").unwrap();
+    let r = sb.run_env(&["--only", "system.pkgs"], &path);
+    r.expect(0);
+    assert_eq!(r.status_of("system.pkgs"), "changed");
+    let calls = sb.read("root/apt-calls");
+    assert!(
+        calls.contains("install fake-dep fake-rec\n"),
+        "the missing dependencies are installed: {calls}"
+    );
+    assert!(
+        calls.ends_with("apt-mark auto fake-dep fake-rec\n"),
+        "and marked auto: {calls}"
+    );
+    assert!(!sb.p("state/apt-pending").exists());
+    fs::write(sb.p("root/apt-calls"), "").unwrap();
+    sb.run_env(&["--only", "system.pkgs"], &path)
+        .expect(0)
+        .has("changed=0");
+    assert_eq!(
+        sb.read("root/apt-calls"),
+        "",
+        "converged: apt is not called"
+    );
+}
+
+#[test]
+fn an_unreachable_archive_fails_the_step_with_apts_own_reason() {
+    let sb = Sandbox::new(&["system"]);
+    let fake = fixtures().join("bin");
+    fs::write(sb.p("root/offline"), "").unwrap();
+    let r = sb.run_env(
+        &["--only", "system.pkgs"],
+        &[("PATH+", fake.to_str().unwrap())],
+    );
+    r.expect(1).has(
+        "apt-get install fake-a fake-b failed: Failed to fetch http://deb.debian.org/debian/pool/main/f/fake-a/fake-a_1.0_amd64.deb  Could not connect to deb.debian.org:80",
+    );
+    assert!(!sb.p("root/installed").exists());
+}
+
+#[test]
+fn a_package_left_unpacked_is_configured_first_but_not_in_a_dry_run() {
+    let sb = Sandbox::new(&["demo"]);
+    let fake = fixtures().join("bin");
+    let path = [("PATH+", fake.to_str().unwrap())];
+    fs::create_dir_all(sb.p("dpkg/updates")).unwrap();
+    fs::write(
+        sb.p("dpkg/status"),
+        "Package: pv\nStatus: install ok unpacked\n\nPackage: tree\nStatus: install ok installed\n",
+    )
+    .unwrap();
+    sb.run_env(&["--dry-run"], &path)
+        .has("warning: dpkg was interrupted");
+    assert!(
+        !sb.p("root/dpkg-calls").exists(),
+        "a dry run changes nothing"
+    );
+    sb.run_env(&[], &path).expect(0);
+    assert!(sb.read("root/dpkg-calls").contains("--configure -a"));
+    assert!(
+        sb.all_logs()
+            .contains("dpkg was interrupted: running dpkg --configure -a")
+    );
+}
+
+#[test]
+fn a_temp_file_left_by_a_killed_write_is_removed_with_the_next_write() {
+    let sb = Sandbox::new(&["demo"]);
+    fs::create_dir_all(sb.p("root/etc")).unwrap();
+    fs::write(sb.p("root/etc/.phanes.Ab3dE9"), "# demo\ngree").unwrap();
+    sb.run(&[]).expect(0);
+    assert!(temp_files(&sb.p("root/etc")).is_empty());
+    assert_eq!(sb.read("root/etc/demo.conf"), DEMO_CONF);
+}

@@ -36,7 +36,9 @@ phanes_file_write() {
     # umask 022 (set by main): new folders are 0755.
     mkdir -p -- "$dir" || { phanes_fail "cannot create folder $dir"; return 1; }
   fi
+  # A temp file left here by a killed run goes (runs never overlap: the run lock).
   # mktemp makes the file 0600: content is never readable by others mid-write.
+  rm -f -- "$dir"/.phanes.??????
   tmp=$(mktemp "$dir/.phanes.XXXXXX") || { phanes_fail "cannot create a temp file in $dir"; return 1; }
   if ! printf '%s' "$content" >"$tmp" || ! chmod "$mode" -- "$tmp" ||
     ! chown "$owner" -- "$tmp"; then

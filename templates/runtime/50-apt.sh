@@ -35,10 +35,10 @@ _phanes_pkgs_missing() {
   done
 }
 
-# phanes_pkgs_installed PKG...: 0 when every PKG is installed (dpkg status "ii").
+# phanes_pkgs_installed PKG...: 0 when every PKG is installed (dpkg status "ii") and no install was cut short.
 phanes_pkgs_installed() {
   _phanes_pkgs_missing "$@"
-  [ ${#_PHANES_APT_TODO[@]} -eq 0 ]
+  [ ${#_PHANES_APT_TODO[@]} -eq 0 ] && [ ! -e "$PHANES_STATE_DIR/apt-pending" ]
 }
 
 # phanes_apt_sources_changed: makes the next install run `apt-get update` again (call after adding a source).
@@ -55,30 +55,50 @@ phanes_apt_update() {
 
 # Internal: fails, before anything is installed, naming the packages apt has no candidate for
 # on this release (and the module each is for); retrying would not help them. Other problems
-# are left to the install, which reports and retries them.
+# are left to the install, which reports and retries them. Args: apt-get's install arguments;
+# the plan is left in _PHANES_APT_SIM.
 _phanes_apt_installable() {
   local out pkg list=''
-  out=$(LC_ALL=C _phanes_apt_get --simulate install "$@" 2>&1) && return 0
+  out=$(LC_ALL=C _phanes_apt_get --simulate "$@" 2>&1) && _PHANES_APT_SIM=$out && return 0
   while read -r pkg; do
     [ -n "$pkg" ] || continue
     list+="${list:+, }$pkg${PHANES_PKG_MODULE[$pkg]:+ (for ${PHANES_PKG_MODULE[$pkg]})}"
   done < <(sed -n -e "s/^E: Unable to locate package \(.*\)\$/\1/p" -e "s/^E: Package '\(.*\)' has no installation candidate\$/\1/p" <<<"$out")
   [ -n "$list" ] || return 0
-  phanes_fail "not available on ${_PHANES_OS_PRETTY:-this system}: $list (apt has no installation candidate); nothing was installed. Use the module's vendor source where it has one, or leave the module out"
+  phanes_fail "not available on ${_PHANES_OS_PRETTY:-this system}: $list (apt has no installation candidate); nothing was installed (use the module's vendor source, or leave the module out)"
 }
 
 # phanes_apt_install PKG...: installs the missing PKGs (recommends unless PHANES_APT_NO_RECOMMENDS=1), with retries.
+# The packages apt adds besides PKGs are listed in $PHANES_STATE_DIR/apt-pending, synced before
+# apt runs: after a kill or a power cut the next install adds what is missing of them, reinstalls
+# what dpkg left half-installed, and marks them automatically installed again.
 phanes_apt_install() {
-  local opts=()
-  _phanes_pkgs_missing "$@"
-  [ ${#_PHANES_APT_TODO[@]} -gt 0 ] || return 0
-  phanes_apt_update || return 1
-  _phanes_apt_installable "${_PHANES_APT_TODO[@]}" || return 1
-  [ "${PHANES_APT_NO_RECOMMENDS:-0}" != 1 ] || opts+=(--no-install-recommends)
-  if ! phanes_retry 3 _phanes_apt_get "${opts[@]}" install "${_PHANES_APT_TODO[@]}"; then
-    phanes_fail "apt-get install ${_PHANES_APT_TODO[*]} failed"
-    return 1
+  local opts=() f=$PHANES_STATE_DIR/apt-pending pend=() pkg st why _PHANES_APT_SIM=''
+  local -A arg=()
+  for pkg; do arg[${pkg%%:*}]=1; done
+  [ ! -e "$f" ] || while read -r pkg; do pend+=("$pkg") arg[$pkg]=1; done <"$f"
+  _phanes_pkgs_missing "$@" "${pend[@]}"
+  if [ ${#_PHANES_APT_TODO[@]} -gt 0 ]; then
+    phanes_apt_update || return 1
+    [ "${PHANES_APT_NO_RECOMMENDS:-0}" != 1 ] || opts+=(--no-install-recommends)
+    _phanes_apt_installable "${opts[@]}" install "${_PHANES_APT_TODO[@]}" || return 1
+    # Fresh installs are "Inst PKG (VERSION ...", upgrades "Inst PKG [OLD] (...".
+    while read -r st pkg why; do
+      [[ $st != Inst || $why != \(* || -n ${arg[$pkg]:-} ]] || pend+=("$pkg") arg[$pkg]=1
+    done <<<"$_PHANES_APT_SIM"
+    # Written and synced before apt runs (a failure here stops the step: errexit).
+    mkdir -p -- "${f%/*}"
+    printf '%s\n' "${pend[@]}" >"$f.new"
+    mv -f -- "$f.new" "$f"
+    sync
+    if ! phanes_retry 3 _phanes_apt_get "${opts[@]}" install "${_PHANES_APT_TODO[@]}" 2>&1 | tee "$PHANES_RUN_DIR/apt.out"; then
+      why=$(grep -m1 -e '^E: ' "$PHANES_RUN_DIR/apt.out") || true
+      phanes_fail "apt-get install ${_PHANES_APT_TODO[*]} failed${why:+: ${why#E: }}"
+      return 1
+    fi
   fi
+  [ ${#pend[@]} -eq 0 ] || apt-mark auto "${pend[@]}" >/dev/null
+  rm -f -- "$f"
 }
 
 # phanes_apt_remove PKG...: removes the PKGs that are installed (config files kept).

@@ -96,14 +96,19 @@ _phanes_take_lock() {
   printf '%s %s\n' "$$" "$_PHANES_START_ISO" >"$PHANES_LOCK_FILE"
 }
 
-# Internal: finishes a dpkg run that was interrupted (power loss, killed apt),
-# which would make every apt step fail; retries while another dpkg holds its lock.
+# Internal: 0 when dpkg was interrupted: its journal holds updates, or a package is
+# unpacked, half-configured or half-installed (a killed apt, a power cut, `dpkg --unpack`).
+_phanes_dpkg_interrupted() {
+  compgen -G "$PHANES_DPKG_DIR/updates/*" >/dev/null ||
+    grep -qE '^Status: install (ok|reinstreq) (unpacked|half|trig)' "$PHANES_DPKG_DIR/status" 2>/dev/null
+}
+
+# Internal: finishes a dpkg run that was interrupted, which would make every apt step fail;
+# retries while another dpkg holds its lock. Half-installed packages are left to
+# phanes_apt_install, which reinstalls them.
 _phanes_finish_dpkg() {
-  local f pending='' out tries=0
-  for f in "$PHANES_DPKG_DIR"/updates/*; do
-    if [ -e "$f" ]; then pending=1 && break; fi
-  done
-  [ -n "$pending" ] || return 0
+  local out tries=0
+  _phanes_dpkg_interrupted || return 0
   phanes_log "dpkg was interrupted: running dpkg --configure -a"
   while ! out=$(DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold \
     --configure -a 2>&1); do

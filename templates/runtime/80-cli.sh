@@ -19,27 +19,16 @@ _phanes_help() {
   cat <<EOF
 phanes-setup $PHANES_VERSION (profile $PHANES_PROFILE, modules: $PHANES_MODULES)
 Brings this server to the state of the profile; safe to run again at any time.
-
 Usage: sudo bash $0 [options]
-
-  --dry-run, --check  only run the checks and list what would change (exit 2 if anything would)
-  --only LIST         run only these steps or modules (comma-separated; see --list)
-  --skip LIST         skip these steps or modules
-  --list              print the steps (module, id, description) and exit
-  --keep-going        go on after a failed step (default: stop at the first failure)
-  --wait[=SECONDS]    wait for another running phanes (default 600s) instead of exiting
-  --no-color          no colours (also NO_COLOR=1)
-  --quiet, -q         print only failures, warnings and the recap
-  --json              print JSON lines: one object per step, then a recap object
-  --version, -V       print the version
-  --help, -h          print this help
-
-Environment: PHANES_DRY_RUN=1, PHANES_ONLY=LIST, PHANES_SKIP=LIST, PHANES_KEEP_GOING=1,
-PHANES_NO_COLOR=1, PHANES_QUIET=1, PHANES_JSON=1, PHANES_WAIT_LOCK=SECONDS,
-PHANES_APT_NO_RECOMMENDS=1.
-Paths: PHANES_LOG_DIR (/var/log/phanes), PHANES_STATE_DIR (/var/lib/phanes),
-PHANES_LOCK_FILE (/run/lock/phanes.lock), PHANES_SECRETS_DIR (/etc/phanes/secrets).
-
+  --dry-run, --check  run the checks only, list what would change (exit 2 if anything would)
+  --only/--skip LIST  run only / skip these steps or modules (comma-separated; see --list)
+  --list              print the steps
+  --keep-going        go on after a failed step
+  --wait[=SECONDS]    wait for another phanes run (default 600s) instead of exiting
+  --no-color, --quiet (-q), --json (JSON lines), --version (-V), --help (-h)
+Environment: PHANES_DRY_RUN=1, PHANES_ONLY, PHANES_SKIP, PHANES_KEEP_GOING=1, PHANES_NO_COLOR=1,
+PHANES_QUIET=1, PHANES_JSON=1, PHANES_WAIT_LOCK=SECONDS, PHANES_APT_NO_RECOMMENDS=1; paths:
+PHANES_LOG_DIR, PHANES_STATE_DIR, PHANES_LOCK_FILE, PHANES_SECRETS_DIR.
 Exit status: 0 converged, 1 a step failed, 2 dry-run found changes, 3 refused to run
 (not root, unsupported system, another run in progress, bad usage).
 EOF

@@ -105,22 +105,6 @@ _phanes_exit_code() {
   fi
 }
 
-# Internal: a dpkg interrupted earlier is finished before any step, except in
-# a dry-run, which changes nothing and only says so.
-_phanes_dpkg_preflight() {
-  if [ "$PHANES_DRY_RUN" = 1 ]; then
-    local f
-    for f in "$PHANES_DPKG_DIR"/updates/*; do
-      if [ -e "$f" ]; then
-        phanes_warn "dpkg was interrupted; a real run will finish it (dpkg --configure -a)"
-        break
-      fi
-    done
-    return 0
-  fi
-  _phanes_finish_dpkg
-}
-
 # main ARGS...: the bundle's entry point, called on its last line.
 main() {
   local rc t1
@@ -144,7 +128,12 @@ main() {
   _phanes_check_os
   _phanes_take_lock
   _phanes_open_run
-  _phanes_dpkg_preflight
+  # A dpkg interrupted earlier is finished before any step; a dry run only says so.
+  if [ "$PHANES_DRY_RUN" = 0 ]; then
+    _phanes_finish_dpkg
+  elif _phanes_dpkg_interrupted; then
+    phanes_warn "dpkg was interrupted; a real run will finish it (dpkg --configure -a)"
+  fi
   _phanes_run_all
   _phanes_exit_code rc
   _phanes_now_us t1

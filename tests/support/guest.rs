@@ -39,6 +39,8 @@ pub fn run_bundle(vm: &Vm, bundle: &str, args: &str) -> Run {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
         if let Some(r) = v.get("recap") {
             recap = r.clone();
+        } else if v.get("warning").is_some() {
+            continue;
         } else {
             let id = v["step"].as_str().unwrap().to_string();
             let id = if v["kind"] == "handler" {

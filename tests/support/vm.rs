@@ -692,6 +692,21 @@ impl Vm {
         self.wait_ssh_until(timeout, |id| id != old);
     }
 
+    /// The kernel's boot_id: tells one boot from the next.
+    pub fn boot_id(&self) -> String {
+        self.ssh_ok("cat /proc/sys/kernel/random/boot_id")
+            .trim()
+            .to_string()
+    }
+
+    /// Waits for SSH from a boot other than `old` (see [`Vm::boot_id`]), after a reboot the
+    /// guest started itself, e.g. a power cut through `/proc/sysrq-trigger`.
+    pub fn wait_new_boot(&mut self, old: &str, timeout: Duration) {
+        self.stop_master();
+        self.booted = Instant::now();
+        self.wait_ssh_until(timeout, |id| id != old);
+    }
+
     /// Copies /var/log/phanes/, the cloud-init logs and the boot's journal into `<run dir>/guest-logs`.
     pub fn fetch_logs(&self) -> anyhow::Result<PathBuf> {
         anyhow::ensure!(self.login.is_some(), "no SSH login yet");
