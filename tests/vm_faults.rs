@@ -172,7 +172,7 @@ fn diff(a: &str, b: &str) -> String {
 /// /root/NAME.{out,err,rc}.
 fn start_background(vm: &Vm, name: &str, args: &str) {
     vm.ssh_ok(&format!(
-        "sudo -n rm -f /root/{name}.rc && sudo -n setsid -f bash -c 'bash /root/setup.sh --json {args} >/root/{name}.out 2>/root/{name}.err </dev/null; echo $? >/root/{name}.rc'"
+        "sudo -n rm -f /root/{name}.rc && sudo -n setsid -f bash -c 'bash /root/setup.sh --json {args} >/root/{name}.out 2>/root/{name}.err; echo $? >/root/{name}.rc' </dev/null >/dev/null 2>&1"
     ));
 }
 
@@ -180,8 +180,8 @@ fn wait_background(vm: &Vm, name: &str, timeout: Duration) -> i32 {
     let deadline = Instant::now() + timeout;
     loop {
         let out = vm.ssh(&format!("sudo -n cat /root/{name}.rc"));
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        if let Ok(rc) = String::from_utf8_lossy(&out.stdout).trim().parse() {
+            return rc;
         }
         assert!(Instant::now() < deadline, "{name} did not finish");
         std::thread::sleep(Duration::from_secs(5));
@@ -202,7 +202,14 @@ fn statuses(json: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn boot(release: Release, name: &str, harness: &TestKey, forwards: Vec<(u16, u16)>) -> Vm {
+/// Both guests get the same host name and keys, so their fingerprints can be equal.
+struct Keys {
+    harness: TestKey,
+    k1: TestKey,
+    k2: TestKey,
+}
+
+fn boot(release: Release, harness: &TestKey, forwards: Vec<(u16, u16)>) -> Vm {
     let user_data = format!(
         "#cloud-config\nusers:\n  - name: {TESTER}\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {}\n",
         harness.public_text
@@ -211,7 +218,7 @@ fn boot(release: Release, name: &str, harness: &TestKey, forwards: Vec<(u16, u16
         release,
         BootOptions {
             user_data,
-            hostname: format!("{name}-{}", release.codename()),
+            hostname: "phanes-faults".into(),
             forwards,
             ..Default::default()
         },
@@ -234,13 +241,11 @@ fn login(key: &Path, user: &str, port: u16) -> Result<(), String> {
 
 /// The reference guest: the uninterrupted run (with concurrency and secrets), its fingerprint
 /// sent to the kill guest, then the apt/dpkg, network and lockout cases.
-fn reference(release: Release, tx: mpsc::Sender<String>) {
+fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
     let started = Instant::now();
-    let harness = TestKey::generate();
-    let k1 = TestKey::generate();
-    let k2 = TestKey::generate();
+    let Keys { harness, k1, k2 } = keys;
     let port_2222 = vm::free_port();
-    let vm = boot(release, "faults-ref", &harness, vec![(port_2222, 2222)]);
+    let vm = boot(release, harness, vec![(port_2222, 2222)]);
     let base = config("admin", &k1.public_text, "", "");
     install_bundle(&vm, &base, "setup.sh");
     let booted = started.elapsed();
@@ -321,7 +326,7 @@ fn reference(release: Release, tx: mpsc::Sender<String>) {
         String::from_utf8_lossy(&leaks.stdout)
     );
     // The hash reached the system (so the samples covered a run that handled it).
-    vm.ssh_ok("sudo -n getent shadow admin | cut -d: -f2 | sudo -n grep -qxF -f /root/secret");
+    vm.ssh_ok("sudo -n sh -c 'getent shadow admin | cut -d: -f2 | grep -qxF -f /root/secret'");
     let modes = vm.ssh_ok(
         "sudo -n find /var/log/phanes /etc/phanes \\( -type f -o -type d \\) -exec stat -c '%a %U %n' {} + 2>/dev/null || true",
     );
@@ -578,11 +583,10 @@ echo "finished $?"
 "#;
 
 /// The kill guest: SIGKILL at many points, one power cut, then the fingerprint.
-fn kill_guest(release: Release, rx: mpsc::Receiver<String>) {
+fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
     let started = Instant::now();
-    let harness = TestKey::generate();
-    let k1 = TestKey::generate();
-    let mut vm = boot(release, "faults-kill", &harness, Vec::new());
+    let Keys { harness, k1, .. } = keys;
+    let mut vm = boot(release, harness, Vec::new());
     install_bundle(&vm, &config("admin", &k1.public_text, "", ""), "setup.sh");
     put_script(&vm, "kill-at.sh", KILL_AT);
     let list = vm.ssh_ok("sudo -n bash /root/setup.sh --list --json");
@@ -695,8 +699,14 @@ fn faults(release: Release) {
     }
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
-    let reference = std::thread::spawn(move || reference(release, tx));
-    let killer = std::thread::spawn(move || kill_guest(release, rx));
+    let keys = std::sync::Arc::new(Keys {
+        harness: TestKey::generate(),
+        k1: TestKey::generate(),
+        k2: TestKey::generate(),
+    });
+    let ref_keys = keys.clone();
+    let reference = std::thread::spawn(move || reference(release, &ref_keys, tx));
+    let killer = std::thread::spawn(move || kill_guest(release, &keys, rx));
     let k = killer.join();
     let r = reference.join();
     if let Err(e) = r {

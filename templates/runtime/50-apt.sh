@@ -49,8 +49,17 @@ phanes_apt_sources_changed() {
 # phanes_apt_update: runs `apt-get update` unless this run already did (and no source changed since).
 phanes_apt_update() {
   [ ! -e "$PHANES_RUN_DIR/apt-updated" ] || return 0
-  phanes_retry 3 _phanes_apt_get update || { phanes_fail "apt-get update failed"; return 1; }
+  _phanes_apt_try update || return 1
   : >"$PHANES_RUN_DIR/apt-updated"
+}
+
+# Internal: apt-get ARGS with retries; a failure names apt's own first error (what it could
+# not reach, for one).
+_phanes_apt_try() {
+  local why
+  phanes_retry 3 _phanes_apt_get "$@" 2>&1 | tee "$PHANES_RUN_DIR/apt.out" && return 0
+  why=$(grep -m1 -e '^E: ' -e '^W: Failed' "$PHANES_RUN_DIR/apt.out") || true
+  phanes_fail "apt-get $* failed${why:+: ${why#?: }}"
 }
 
 # Internal: fails, before anything is installed, naming the packages apt has no candidate for
@@ -73,7 +82,7 @@ _phanes_apt_installable() {
 # apt runs: after a kill or a power cut the next install adds what is missing of them, reinstalls
 # what dpkg left half-installed, and marks them automatically installed again.
 phanes_apt_install() {
-  local opts=() f=$PHANES_STATE_DIR/apt-pending pend=() pkg st why _PHANES_APT_SIM=''
+  local opts=() f=$PHANES_STATE_DIR/apt-pending pend=() pkg st v _PHANES_APT_SIM=''
   local -A arg=()
   for pkg; do arg[${pkg%%:*}]=1; done
   [ ! -e "$f" ] || while read -r pkg; do pend+=("$pkg") arg[$pkg]=1; done <"$f"
@@ -83,19 +92,15 @@ phanes_apt_install() {
     [ "${PHANES_APT_NO_RECOMMENDS:-0}" != 1 ] || opts+=(--no-install-recommends)
     _phanes_apt_installable "${opts[@]}" install "${_PHANES_APT_TODO[@]}" || return 1
     # Fresh installs are "Inst PKG (VERSION ...", upgrades "Inst PKG [OLD] (...".
-    while read -r st pkg why; do
-      [[ $st != Inst || $why != \(* || -n ${arg[$pkg]:-} ]] || pend+=("$pkg") arg[$pkg]=1
+    while read -r st pkg v; do
+      [[ $st != Inst || $v != \(* || -n ${arg[$pkg]:-} ]] || pend+=("$pkg") arg[$pkg]=1
     done <<<"$_PHANES_APT_SIM"
     # Written and synced before apt runs (a failure here stops the step: errexit).
     mkdir -p -- "${f%/*}"
     printf '%s\n' "${pend[@]}" >"$f.new"
     mv -f -- "$f.new" "$f"
     sync
-    if ! phanes_retry 3 _phanes_apt_get "${opts[@]}" install "${_PHANES_APT_TODO[@]}" 2>&1 | tee "$PHANES_RUN_DIR/apt.out"; then
-      why=$(grep -m1 -e '^E: ' "$PHANES_RUN_DIR/apt.out") || true
-      phanes_fail "apt-get install ${_PHANES_APT_TODO[*]} failed${why:+: ${why#E: }}"
-      return 1
-    fi
+    _phanes_apt_try "${opts[@]}" install "${_PHANES_APT_TODO[@]}" || return 1
   fi
   [ ${#pend[@]} -eq 0 ] || apt-mark auto "${pend[@]}" >/dev/null
   rm -f -- "$f"
@@ -111,8 +116,5 @@ phanes_apt_remove() {
     [ -n "${missing[$pkg]:-}" ] || todo+=("$pkg")
   done
   [ ${#todo[@]} -gt 0 ] || return 0
-  if ! phanes_retry 3 _phanes_apt_get remove "${todo[@]}"; then
-    phanes_fail "apt-get remove ${todo[*]} failed"
-    return 1
-  fi
+  _phanes_apt_try remove "${todo[@]}"
 }
