@@ -941,6 +941,15 @@ fn an_unreachable_archive_fails_the_step_with_apts_own_reason() {
         "apt-get install fake-a fake-b failed: Failed to fetch http://deb.debian.org/debian/pool/main/f/fake-a/fake-a_1.0_amd64.deb  Could not connect to deb.debian.org:80",
     );
     assert!(!sb.p("root/installed").exists());
+    // With the network back, the next run installs them (the list of what apt was about to
+    // add is empty here: no dependencies).
+    fs::remove_file(sb.p("root/offline")).unwrap();
+    sb.run_env(
+        &["--only", "system.pkgs"],
+        &[("PATH+", fake.to_str().unwrap())],
+    )
+    .expect(0);
+    assert!(!sb.p("state/apt-pending").exists());
 }
 
 #[test]

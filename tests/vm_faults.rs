@@ -461,7 +461,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
         (
             "keys rotated",
             config("admin", &k2.public_text, extra, ""),
-            &k2,
+            k2,
             "admin",
             vm.ssh_port(),
         ),
@@ -473,7 +473,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
                 extra,
                 "  ssh:\n    password_authentication: true\n",
             ),
-            &k2,
+            k2,
             "admin",
             vm.ssh_port(),
         ),
@@ -485,21 +485,21 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
                 extra,
                 "  ssh:\n    password_authentication: true\n",
             ),
-            &k2,
+            k2,
             "ops",
             vm.ssh_port(),
         ),
         (
             "password login off",
             config("ops", &k2.public_text, extra, ""),
-            &k2,
+            k2,
             "ops",
             vm.ssh_port(),
         ),
         (
             "SSH port moved",
             config("ops", &k2.public_text, extra, "  ssh:\n    port: 2222\n"),
-            &k2,
+            k2,
             "ops",
             port_2222,
         ),
@@ -647,6 +647,10 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
             "{when}+{delay}s: {text}; failed before the kill: {failed:?}"
         ));
     }
+    // The points tried, printed before any verdict, so a failure still shows them.
+    for line in &report {
+        println!("[vm_faults]   {line}");
+    }
     let last = run_bundle(&vm, "bash /root/setup.sh", "");
     assert_eq!(
         last.exit, 0,
@@ -669,9 +673,6 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         sha256_hex(&fp),
         started.elapsed()
     );
-    for line in &report {
-        println!("[vm_faults]   {line}");
-    }
     assert!(
         fp == reference,
         "after {tried} kills the state differs from the uninterrupted run:\n{}",

@@ -85,7 +85,7 @@ phanes_apt_install() {
   local opts=() f=$PHANES_STATE_DIR/apt-pending pend=() pkg st v _PHANES_APT_SIM=''
   local -A arg=()
   for pkg; do arg[${pkg%%:*}]=1; done
-  [ ! -e "$f" ] || while read -r pkg; do pend+=("$pkg") arg[$pkg]=1; done <"$f"
+  [ ! -e "$f" ] || while read -r pkg; do [ -z "$pkg" ] || pend+=("$pkg") arg[$pkg]=1; done <"$f"
   _phanes_pkgs_missing "$@" "${pend[@]}"
   if [ ${#_PHANES_APT_TODO[@]} -gt 0 ]; then
     phanes_apt_update || return 1

@@ -18,7 +18,6 @@ _phanes_usage_error() {
 _phanes_help() {
   cat <<EOF
 phanes-setup $PHANES_VERSION (profile $PHANES_PROFILE, modules: $PHANES_MODULES)
-Brings this server to the state of the profile; safe to run again at any time.
 Usage: sudo bash $0 [options]
   --dry-run, --check  run the checks only, list what would change (exit 2 if anything would)
   --only/--skip LIST  run only / skip these steps or modules (comma-separated; see --list)
