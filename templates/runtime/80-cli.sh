@@ -25,9 +25,7 @@ Usage: sudo bash $0 [options]
   --keep-going        go on after a failed step
   --wait[=SECONDS]    wait for another phanes run (default 600s) instead of exiting
   --no-color, --quiet (-q), --json (JSON lines), --version (-V), --help (-h)
-Environment: PHANES_DRY_RUN=1, PHANES_ONLY, PHANES_SKIP, PHANES_KEEP_GOING=1, PHANES_NO_COLOR=1,
-PHANES_QUIET=1, PHANES_JSON=1, PHANES_WAIT_LOCK=SECONDS, PHANES_APT_NO_RECOMMENDS=1; paths:
-PHANES_LOG_DIR, PHANES_STATE_DIR, PHANES_LOCK_FILE, PHANES_SECRETS_DIR.
+Each option has a PHANES_* twin (PHANES_DRY_RUN=1, PHANES_WAIT_LOCK=SECONDS...); also PHANES_APT_NO_RECOMMENDS=1.
 Exit status: 0 converged, 1 a step failed, 2 dry-run found changes, 3 refused to run
 (not root, unsupported system, another run in progress, bad usage).
 EOF

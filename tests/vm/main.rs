@@ -17,5 +17,6 @@ mod vm;
 
 mod app_profiles;
 mod e2e;
+mod faults;
 mod services;
 mod smoke;

@@ -17,7 +17,7 @@ fn bookworm_boot_login_sudo_reboot() {
 
 #[test]
 fn trixie_boot_login_sudo_reboot() {
-    if vm::case_runs("smoke", Release::Trixie, Coverage::Always) {
+    if vm::case_runs("smoke", Release::Trixie, Coverage::FullOnly) {
         boot_login_sudo_reboot(Release::Trixie);
     }
 }

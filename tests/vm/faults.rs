@@ -15,15 +15,10 @@
 //!   middle of dpkg. Each kill's next run resumes from the state the kill left. The last run
 //!   must converge and the fingerprint must equal the reference byte for byte.
 //!
-//! `PHANES_VM=quick|all cargo test --release --test vm_faults -- --nocapture` runs Debian 12;
+//! `PHANES_VM=quick|all cargo test --release --test vm faults:: -- --nocapture` runs Debian 12;
 //! `PHANES_VM=full` adds Debian 13.
 
-mod common;
-#[path = "support/guest.rs"]
-mod guest;
-#[path = "support/vm.rs"]
-mod vm;
-
+use crate::{common, guest, vm};
 use common::{phanes, temp_dir};
 use guest::{converged, run_bundle, ssh_from_host};
 use serde_json::Value;
@@ -31,7 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use vm::{BootOptions, Release, SSH_TIMEOUT, TestKey, Tier, Vm};
+use vm::{BootOptions, Coverage, Release, SSH_TIMEOUT, TestKey, Vm};
 
 /// The harness's own login, made by cloud-init: phanes never manages it.
 const TESTER: &str = "tester";
@@ -302,7 +297,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
     converged(&vm, bundle).unwrap();
     let reference = fingerprint(&vm);
     tx.send(reference.clone()).unwrap();
-    println!(
+    report!(
         "[vm_faults] reference on {}: boot {booted:.0?}, first run {first_run:.0?}; fingerprint sha256 {} ({} lines)",
         release.codename(),
         sha256_hex(&reference),
@@ -337,7 +332,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
             "logs and secrets are root's only: {line}"
         );
     }
-    println!(
+    report!(
         "[vm_faults] secrets: {} ps samples during the first runs, logs, records and outputs: no password hash; {} log/secret paths 0600/0700 root",
         samples.trim(),
         modes.lines().count()
@@ -373,7 +368,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
         .lines()
         .find(|l| l.contains("lock-frontend"))
         .unwrap_or("(apt printed nothing about the lock)");
-    println!(
+    report!(
         "[vm_faults] dpkg lock held 90 s: the run waited and succeeded in {waited:.0?}; log: {said}"
     );
 
@@ -403,7 +398,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
         log.contains("dpkg was interrupted: running dpkg --configure -a"),
         "{log}"
     );
-    println!(
+    report!(
         "[vm_faults] interrupted dpkg: dry run warned and changed nothing; the run repaired it first"
     );
 
@@ -451,7 +446,7 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
         "ii "
     );
     converged(&vm, bundle).unwrap();
-    println!(
+    report!(
         "[vm_faults] archive unreachable: packages.install failed with \"{message}\"; converged with the network back"
     );
 
@@ -532,12 +527,12 @@ fn reference(release: Release, keys: &Keys, tx: mpsc::Sender<String>) {
             }
             _ => {}
         }
-        println!(
+        report!(
             "[vm_faults] lockout, {case}: run converged, {user} logs in with its key on port {port}"
         );
     }
     converged(&vm, bundle).unwrap();
-    println!(
+    report!(
         "[vm_faults] reference guest on {}: {:.0?} in all",
         release.codename(),
         started.elapsed()
@@ -603,7 +598,13 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         ("configure".into(), 1.0, "kill"),
         ("unpack".into(), 0.0, "kill"),
     ];
-    for k in 1..steps {
+    // After every step with PHANES_VM=full; after every other one in CI's tier, for its budget.
+    let stride = if vm::vm_tests_enabled() == Some(vm::Tier::Full) {
+        1
+    } else {
+        2
+    };
+    for k in (1..steps).step_by(stride) {
         points.push((format!("lines:{k}"), [0.0, 0.2, 0.6][k % 3], "kill"));
     }
     let (mut tried, mut clean, mut missed, mut finished_early) = (0, 0, 0, false);
@@ -649,7 +650,7 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
     }
     // The points tried, printed before any verdict, so a failure still shows them.
     for line in &report {
-        println!("[vm_faults]   {line}");
+        report!("[vm_faults]   {line}");
     }
     let last = run_bundle(&vm, "bash /root/setup.sh", "");
     assert_eq!(
@@ -662,7 +663,7 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
     let reference = rx
         .recv()
         .expect("the reference guest failed before its fingerprint");
-    println!(
+    report!(
         "[vm_faults] kill guest on {}: {tried} kill points (incl. 1 power cut; {missed} apt points fell back to the end of packages.install), {clean} of the resumed runs had no failed step before their own kill{}; fingerprint sha256 {}; {:.0?} in all",
         release.codename(),
         if finished_early {
@@ -683,19 +684,11 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         tried - 1,
         "every resumed run went on without a failed step"
     );
-    println!("[vm_faults] all {tried} kill points converged to the reference fingerprint");
+    report!("[vm_faults] all {tried} kill points converged to the reference fingerprint");
 }
 
-fn faults(release: Release) {
-    let Some(tier) = vm::vm_tests_enabled() else {
-        return;
-    };
-    let releases: &[Release] = match tier {
-        Tier::Full => &[Release::Bookworm, Release::Trixie],
-        _ => &[Release::Bookworm],
-    };
-    if !releases.contains(&release) {
-        println!("{} is not in this tier", release.codename());
+fn faults(release: Release, coverage: Coverage) {
+    if !vm::case_runs("faults", release, coverage) {
         return;
     }
     let started = Instant::now();
@@ -716,7 +709,7 @@ fn faults(release: Release) {
     if let Err(e) = k {
         std::panic::resume_unwind(e);
     }
-    println!(
+    report!(
         "[vm_faults] {}: both guests done in {:.0?}",
         release.codename(),
         started.elapsed()
@@ -725,10 +718,10 @@ fn faults(release: Release) {
 
 #[test]
 fn bookworm_faults() {
-    faults(Release::Bookworm);
+    faults(Release::Bookworm, Coverage::Always);
 }
 
 #[test]
 fn trixie_faults() {
-    faults(Release::Trixie);
+    faults(Release::Trixie, Coverage::FullOnly);
 }
