@@ -43,7 +43,18 @@ security:
 
 /// Renders `profile` with `config` (and the profiles in `profiles`, name → YAML) into a folder.
 pub fn render(profile: &str, config: &str, profiles: &[(&str, &str)]) -> PathBuf {
-    let dir = temp_dir(&format!("svc-{profile}"));
+    render_with(profile, config, profiles, &[])
+}
+
+/// [`render`] with more `phanes render` arguments; returns the `out` folder inside a fresh
+/// folder of its own (remove its parent when done).
+pub fn render_with(
+    profile: &str,
+    config: &str,
+    profiles: &[(&str, &str)],
+    extra: &[&str],
+) -> PathBuf {
+    let dir = temp_dir(&format!("render-{profile}"));
     fs::write(dir.join("phanes.yaml"), config).unwrap();
     if !profiles.is_empty() {
         fs::create_dir_all(dir.join("profiles")).unwrap();
@@ -53,6 +64,7 @@ pub fn render(profile: &str, config: &str, profiles: &[(&str, &str)]) -> PathBuf
     }
     let out = phanes()
         .args(["render", "--profile", profile, "--out", "out"])
+        .args(extra)
         .current_dir(&dir)
         .output()
         .unwrap();

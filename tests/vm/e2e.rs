@@ -6,8 +6,7 @@
 //! `PHANES_VM=quick cargo test --release --test vm e2e:: -- --nocapture` runs Debian 12 only;
 //! `PHANES_VM=all` adds Debian 13, `PHANES_VM=full` Packer on Debian 13 too. `PHANES_VM_PROFILE=<name>` runs the battery on another profile.
 
-use crate::{common, guest, vm};
-use common::{phanes, temp_dir};
+use crate::{guest, profiles, vm};
 use guest::{converged, run_bundle, ssh_from_host};
 use std::collections::BTreeSet;
 use std::fs;
@@ -50,30 +49,10 @@ security:
     )
 }
 
-/// Renders `profile` with `config` into a fresh folder.
+/// Renders `profile` with `config` (and a Packer fragment for the null builder) into a fresh folder.
 fn render(profile: &str, config: &str, extra: &[&str]) -> PathBuf {
-    let dir = temp_dir(&format!("e2e-{profile}"));
-    fs::write(dir.join("phanes.yaml"), config).unwrap();
-    let out = phanes()
-        .args([
-            "render",
-            "--profile",
-            profile,
-            "--out",
-            "out",
-            "--packer-source",
-            "null.vm",
-        ])
-        .args(extra)
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("out")
+    let args = [&["--packer-source", "null.vm"], extra].concat();
+    profiles::render_with(profile, config, &[], &args)
 }
 
 /// Each module's proof, from inside the guest, as the configured user.

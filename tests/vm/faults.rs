@@ -18,12 +18,12 @@
 //! `PHANES_VM=quick|all cargo test --release --test vm faults:: -- --nocapture` runs Debian 12;
 //! `PHANES_VM=full` adds Debian 13.
 
-use crate::{common, guest, vm};
-use common::{phanes, temp_dir};
+use crate::{common, guest, profiles, vm};
+use common::temp_dir;
 use guest::{converged, run_bundle, ssh_from_host};
 use serde_json::Value;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use vm::{BootOptions, Coverage, Release, SSH_TIMEOUT, TestKey, Vm};
@@ -56,41 +56,26 @@ security:
     )
 }
 
-fn render(config: &str) -> PathBuf {
-    let dir = temp_dir("faults");
-    fs::write(dir.join("phanes.yaml"), config).unwrap();
-    let out = phanes()
-        .args(["render", "--profile", "minimal", "--out", "out"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
-}
-
 /// Copies `config`'s setup.sh into the guest as root-only `/root/NAME`.
 fn install_bundle(vm: &Vm, config: &str, name: &str) {
-    let dir = render(config);
-    vm.scp_to(&dir.join("out/setup.sh"), "/tmp/phanes-upload.sh");
-    vm.ssh_ok(&format!(
-        "sudo -n install -m 0700 /tmp/phanes-upload.sh /root/{name} && rm /tmp/phanes-upload.sh"
-    ));
-    fs::remove_dir_all(dir).unwrap();
+    let out = profiles::render_with("minimal", config, &[], &[]);
+    upload_root_only(vm, &out.join("setup.sh"), name);
+    fs::remove_dir_all(out.parent().unwrap()).unwrap();
 }
 
-/// Writes a root-only helper script into the guest.
+/// Writes a root-only helper script into the guest as `/root/NAME`.
 fn put_script(vm: &Vm, name: &str, text: &str) {
     let dir = temp_dir("faults-script");
     fs::write(dir.join(name), text).unwrap();
-    vm.scp_to(&dir.join(name), "/tmp/phanes-upload.sh");
+    upload_root_only(vm, &dir.join(name), name);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+fn upload_root_only(vm: &Vm, local: &Path, name: &str) {
+    vm.scp_to(local, "/tmp/phanes-upload.sh");
     vm.ssh_ok(&format!(
         "sudo -n install -m 0700 /tmp/phanes-upload.sh /root/{name} && rm /tmp/phanes-upload.sh"
     ));
-    fs::remove_dir_all(dir).unwrap();
 }
 
 /// What a converged guest looks like: compared line by line between the two guests.

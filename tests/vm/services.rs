@@ -10,7 +10,7 @@
 //! and database and vendor on Debian 13; `PHANES_VM=full` runs each case on both.
 
 use crate::{common, guest, profiles, vm};
-use common::{phanes, temp_dir};
+use common::temp_dir;
 use guest::{converged, run_bundle};
 use profiles::{
     ADMIN, BUNDLE, apply, base_config, boot_with, curl, drift_and_repair, handlers_run,
@@ -779,33 +779,17 @@ fn vendor_case(release: Release) {
     let url = server.guest_url();
     let key = TestKey::generate();
     let render_vendor = |docker_fingerprint: &str| {
-        let dir = temp_dir("svc-vendor");
-        fs::write(
-            dir.join("phanes.yaml"),
-            vendor_config(&key.public_text, &url, &fingerprint, docker_fingerprint),
-        )
-        .unwrap();
-        let out = phanes()
-            .args([
-                "render",
-                "--profile",
-                "minimal",
+        profiles::render_with(
+            "minimal",
+            &vendor_config(&key.public_text, &url, &fingerprint, docker_fingerprint),
+            &[],
+            &[
                 "--modules",
                 "docker,caddy,monitoring,postgres",
                 "--format",
                 "shell",
-                "--out",
-                "out",
-            ])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("out")
+            ],
+        )
     };
     // A guest with just a login: these steps need nothing else.
     let user_data = format!(
