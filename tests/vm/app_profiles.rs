@@ -358,7 +358,7 @@ fn coolify_case(release: Release) {
 
 #[test]
 fn coolify_trixie() {
-    if vm::case_runs("coolify", Release::Trixie, Coverage::Always) {
+    if vm::case_runs("coolify", Release::Trixie, Coverage::FullOnly) {
         coolify_case(Release::Trixie);
     }
 }

@@ -500,7 +500,7 @@ fn trixie_cloud_init_and_bash() {
     for_each_case(
         "cloud-init and bash",
         Release::Trixie,
-        Coverage::Always,
+        Coverage::FullOnly,
         cloud_init_and_bash,
     );
 }

@@ -886,9 +886,8 @@ fn vendor_case(release: Release) {
 
 // ------------------------------------------------------------------------------------ tests
 
-// Web proves the same Docker, Caddy and nginx code on both releases (Netdata only on Debian 12,
-// which packages it), so CI runs it on Debian 12; the database and vendor cases, whose packages
-// differ by release (PostgreSQL 15 and 17), run on Debian 13 there. `PHANES_VM=full` runs all six.
+// CI's budget is guest CPU time: it runs web on Debian 12 (the only release with Netdata) and the
+// database and vendor cases on Debian 13 (PostgreSQL 17); `PHANES_VM=full` runs all six.
 
 #[test]
 fn bookworm_web() {

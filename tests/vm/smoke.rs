@@ -10,7 +10,7 @@ const USER: &str = "phanes-test";
 
 #[test]
 fn bookworm_boot_login_sudo_reboot() {
-    if vm::case_runs("smoke", Release::Bookworm, Coverage::Always) {
+    if vm::case_runs("smoke", Release::Bookworm, Coverage::FullOnly) {
         boot_login_sudo_reboot(Release::Bookworm);
     }
 }
