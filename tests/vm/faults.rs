@@ -15,8 +15,8 @@
 //!   middle of dpkg. Each kill's next run resumes from the state the kill left. The last run
 //!   must converge and the fingerprint must equal the reference byte for byte.
 //!
-//! `PHANES_VM=quick|all cargo test --release --test vm faults:: -- --nocapture` runs Debian 12;
-//! `PHANES_VM=full` adds Debian 13.
+//! `PHANES_VM=full cargo test --release --test vm faults:: -- --nocapture` (both releases; a
+//! release's case is over an hour of guest CPU, more than CI's budget holds beside the others).
 
 use crate::{common, guest, profiles, vm};
 use common::temp_dir;
@@ -583,13 +583,7 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         ("configure".into(), 1.0, "kill"),
         ("unpack".into(), 0.0, "kill"),
     ];
-    // After every step with PHANES_VM=full; after every other one in CI's tier, for its budget.
-    let stride = if vm::vm_tests_enabled() == Some(vm::Tier::Full) {
-        1
-    } else {
-        2
-    };
-    for k in (1..steps).step_by(stride) {
+    for k in 1..steps {
         points.push((format!("lines:{k}"), [0.0, 0.2, 0.6][k % 3], "kill"));
     }
     let (mut tried, mut clean, mut missed, mut finished_early) = (0, 0, 0, false);
@@ -659,6 +653,13 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         sha256_hex(&fp),
         started.elapsed()
     );
+    // Past libtest's capture at once: CI's log shows only the end of a long run.
+    if fp != reference {
+        report!(
+            "[vm_faults] fingerprint differs:\n{}",
+            diff(&reference, &fp)
+        );
+    }
     assert!(
         fp == reference,
         "after {tried} kills the state differs from the uninterrupted run:\n{}",
@@ -703,7 +704,7 @@ fn faults(release: Release, coverage: Coverage) {
 
 #[test]
 fn bookworm_faults() {
-    faults(Release::Bookworm, Coverage::Always);
+    faults(Release::Bookworm, Coverage::FullOnly);
 }
 
 #[test]
