@@ -507,7 +507,12 @@ fn trixie_cloud_init_and_bash() {
 
 #[test]
 fn bookworm_packer() {
-    for_each_case("Packer", Release::Bookworm, Coverage::Always, packer_build);
+    for_each_case(
+        "Packer",
+        Release::Bookworm,
+        Coverage::FullOnly,
+        packer_build,
+    );
 }
 
 /// Packer runs the same bundle as cloud-init through another door: `all` (CI) takes that door on
