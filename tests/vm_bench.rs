@@ -126,10 +126,7 @@ fn render(profile: &str, config: &str) -> (PathBuf, Vec<String>) {
 
 /// A fresh guest with the bare cloud-config, settled (see [`settle`]), with /tmp/timed.
 fn boot(name: &str, key: &TestKey) -> Vm {
-    let user_data = format!(
-        "#cloud-config\nusers:\n  - name: {LOGIN}\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {}\n",
-        key.public_text
-    );
+    let user_data = vm::login_user_data(LOGIN, &key.public_text);
     let mut vm = Vm::boot(
         Release::Bookworm,
         BootOptions {

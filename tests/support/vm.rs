@@ -40,6 +40,31 @@ macro_rules! report {
     }};
 }
 
+/// A `#cloud-config` that only makes `user`, a passwordless-sudo login with `public_key`: the
+/// guest the harness logs into when phanes is run by hand rather than by cloud-init.
+#[allow(dead_code)] // not every binary that includes this file boots such a guest
+pub fn login_user_data(user: &str, public_key: &str) -> String {
+    format!(
+        "#cloud-config\nusers:\n  - name: {user}\n    shell: /bin/bash\n    \
+         sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {public_key}\n"
+    )
+}
+
+/// `#[test] fn $test`: runs `$run(Release::$release)` when the tier runs `$case` there
+/// ([`case_runs`] with `Coverage::$coverage`).
+#[allow(unused_macros)] // not every binary that includes this file has cases
+macro_rules! vm_case {
+    ($test:ident, $case:literal, $release:ident, $coverage:ident, $run:expr) => {
+        #[test]
+        fn $test() {
+            let release = $crate::vm::Release::$release;
+            if $crate::vm::case_runs($case, release, $crate::vm::Coverage::$coverage) {
+                $run(release);
+            }
+        }
+    };
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 static IMAGE_LOCK: Mutex<()> = Mutex::new(());
 

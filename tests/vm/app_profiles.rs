@@ -23,7 +23,7 @@ use profiles::{
 };
 use std::fs;
 use std::time::Instant;
-use vm::{Coverage, GUEST_GATEWAY, Release, TestKey, Vm};
+use vm::{GUEST_GATEWAY, Release, TestKey, Vm};
 
 /// The guest is x86_64 whatever the host is (QEMU TCG).
 const GUEST_TRIPLE: &str = "x86_64-unknown-linux-gnu";
@@ -356,12 +356,7 @@ fn coolify_case(release: Release) {
 
 // ------------------------------------------------------------------------------------ tests
 
-#[test]
-fn coolify_trixie() {
-    if vm::case_runs("coolify", Release::Trixie, Coverage::FullOnly) {
-        coolify_case(Release::Trixie);
-    }
-}
+vm_case!(coolify_trixie, "coolify", Trixie, FullOnly, coolify_case);
 
 #[test]
 fn coolify_bookworm() {
@@ -372,21 +367,11 @@ fn coolify_bookworm() {
     }
 }
 
-/// Left out of `all` (CI) until it has passed once: its first booted run did not finish in the
-/// session that wrote it (issue 6 stays open). `PHANES_VM=full` runs it.
-#[test]
-fn dev_trixie() {
-    if vm::case_runs("dev", Release::Trixie, Coverage::FullOnly) {
-        dev_case(Release::Trixie);
-    }
-}
+// Left out of `all` (CI) until it has passed once: its first booted run did not finish in the
+// session that wrote it (issue 6 stays open). `PHANES_VM=full` runs it.
+vm_case!(dev_trixie, "dev", Trixie, FullOnly, dev_case);
 
-#[test]
-fn dev_bookworm() {
-    if vm::case_runs("dev", Release::Bookworm, Coverage::FullOnly) {
-        dev_case(Release::Bookworm);
-    }
-}
+vm_case!(dev_bookworm, "dev", Bookworm, FullOnly, dev_case);
 
 /// The stand-in installer passes bash -n and shellcheck (on the host, without a guest).
 #[test]

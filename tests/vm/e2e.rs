@@ -408,10 +408,7 @@ fn packer_build(release: Release, profile: &str) {
     let started = Instant::now();
     let key = TestKey::generate();
     let out = render(profile, &test_config(&key.public_text, "256M"), &[]);
-    let user_data = format!(
-        "#cloud-config\nusers:\n  - name: packer\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {}\n",
-        key.public_text
-    );
+    let user_data = vm::login_user_data("packer", &key.public_text);
     let mut vm = Vm::boot(
         release,
         BootOptions {

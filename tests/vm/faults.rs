@@ -26,7 +26,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use vm::{BootOptions, Coverage, Release, SSH_TIMEOUT, TestKey, Vm};
+use vm::{BootOptions, Release, SSH_TIMEOUT, TestKey, Vm};
 
 /// The harness's own login, made by cloud-init: phanes never manages it.
 const TESTER: &str = "tester";
@@ -192,10 +192,7 @@ struct Keys {
 }
 
 fn boot(release: Release, harness: &TestKey, forwards: Vec<(u16, u16)>) -> Vm {
-    let user_data = format!(
-        "#cloud-config\nusers:\n  - name: {TESTER}\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {}\n",
-        harness.public_text
-    );
+    let user_data = vm::login_user_data(TESTER, &harness.public_text);
     let mut vm = Vm::boot(
         release,
         BootOptions {
@@ -675,10 +672,7 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
     report!("[vm_faults] all {tried} kill points converged to the reference fingerprint");
 }
 
-fn faults(release: Release, coverage: Coverage) {
-    if !vm::case_runs("faults", release, coverage) {
-        return;
-    }
+fn faults(release: Release) {
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     let keys = std::sync::Arc::new(Keys {
@@ -704,12 +698,5 @@ fn faults(release: Release, coverage: Coverage) {
     );
 }
 
-#[test]
-fn bookworm_faults() {
-    faults(Release::Bookworm, Coverage::FullOnly);
-}
-
-#[test]
-fn trixie_faults() {
-    faults(Release::Trixie, Coverage::FullOnly);
-}
+vm_case!(bookworm_faults, "faults", Bookworm, FullOnly, faults);
+vm_case!(trixie_faults, "faults", Trixie, FullOnly, faults);

@@ -20,7 +20,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-use vm::{BootOptions, Coverage, HttpServer, Release, SSH_TIMEOUT, TestKey, Vm};
+use vm::{BootOptions, HttpServer, Release, SSH_TIMEOUT, TestKey, Vm};
 
 // ------------------------------------------------------------------------------------ web
 
@@ -792,10 +792,7 @@ fn vendor_case(release: Release) {
         )
     };
     // A guest with just a login: these steps need nothing else.
-    let user_data = format!(
-        "#cloud-config\nusers:\n  - name: {ADMIN}\n    shell: /bin/bash\n    sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {}\n",
-        key.public_text
-    );
+    let user_data = vm::login_user_data(ADMIN, &key.public_text);
     let mut vm = Vm::boot(
         release,
         BootOptions {
@@ -889,44 +886,20 @@ fn vendor_case(release: Release) {
 // CI's budget is guest CPU time: it runs web on Debian 12 (the only release with Netdata) and the
 // database and vendor cases on Debian 13 (PostgreSQL 17); `PHANES_VM=full` runs all six.
 
-#[test]
-fn bookworm_web() {
-    if vm::case_runs("web", Release::Bookworm, Coverage::Always) {
-        web_case(Release::Bookworm);
-    }
-}
+vm_case!(bookworm_web, "web", Bookworm, Always, web_case);
 
-#[test]
-fn trixie_web() {
-    if vm::case_runs("web", Release::Trixie, Coverage::FullOnly) {
-        web_case(Release::Trixie);
-    }
-}
+vm_case!(trixie_web, "web", Trixie, FullOnly, web_case);
 
-#[test]
-fn bookworm_database() {
-    if vm::case_runs("database", Release::Bookworm, Coverage::FullOnly) {
-        database_case(Release::Bookworm);
-    }
-}
+vm_case!(
+    bookworm_database,
+    "database",
+    Bookworm,
+    FullOnly,
+    database_case
+);
 
-#[test]
-fn trixie_database() {
-    if vm::case_runs("database", Release::Trixie, Coverage::Always) {
-        database_case(Release::Trixie);
-    }
-}
+vm_case!(trixie_database, "database", Trixie, Always, database_case);
 
-#[test]
-fn bookworm_vendor() {
-    if vm::case_runs("vendor", Release::Bookworm, Coverage::FullOnly) {
-        vendor_case(Release::Bookworm);
-    }
-}
+vm_case!(bookworm_vendor, "vendor", Bookworm, FullOnly, vendor_case);
 
-#[test]
-fn trixie_vendor() {
-    if vm::case_runs("vendor", Release::Trixie, Coverage::Always) {
-        vendor_case(Release::Trixie);
-    }
-}
+vm_case!(trixie_vendor, "vendor", Trixie, Always, vendor_case);

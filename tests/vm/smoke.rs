@@ -4,31 +4,29 @@
 
 use crate::vm;
 use std::time::Instant;
-use vm::{BootOptions, Coverage, Release, SSH_TIMEOUT, TestKey, Vm};
+use vm::{BootOptions, Release, SSH_TIMEOUT, TestKey, Vm};
 
 const USER: &str = "phanes-test";
 
-#[test]
-fn bookworm_boot_login_sudo_reboot() {
-    if vm::case_runs("smoke", Release::Bookworm, Coverage::FullOnly) {
-        boot_login_sudo_reboot(Release::Bookworm);
-    }
-}
+vm_case!(
+    bookworm_boot_login_sudo_reboot,
+    "smoke",
+    Bookworm,
+    FullOnly,
+    boot_login_sudo_reboot
+);
 
-#[test]
-fn trixie_boot_login_sudo_reboot() {
-    if vm::case_runs("smoke", Release::Trixie, Coverage::FullOnly) {
-        boot_login_sudo_reboot(Release::Trixie);
-    }
-}
+vm_case!(
+    trixie_boot_login_sudo_reboot,
+    "smoke",
+    Trixie,
+    FullOnly,
+    boot_login_sudo_reboot
+);
 
 fn boot_login_sudo_reboot(release: Release) {
     let key = TestKey::generate();
-    let user_data = format!(
-        "#cloud-config\nusers:\n  - name: {USER}\n    shell: /bin/bash\n    \
-         sudo: ALL=(ALL) NOPASSWD:ALL\n    ssh_authorized_keys:\n      - {}\n",
-        key.public_text
-    );
+    let user_data = vm::login_user_data(USER, &key.public_text);
     let case = Instant::now();
     vm::ensure_image(release);
     let image_time = case.elapsed();
