@@ -224,7 +224,7 @@ fn a_failed_render_leaves_no_partial_output() {
     let stderr = String::from_utf8_lossy(&status.stderr);
     if !status.status.success() {
         assert!(
-            stderr.contains("over the Aws limit of 16384 bytes"),
+            stderr.contains("over the AWS limit of 16384 bytes"),
             "{stderr}"
         );
         assert!(!out.exists());

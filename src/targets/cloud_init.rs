@@ -44,6 +44,16 @@ impl Provider {
         self == Provider::Aws
     }
 
+    /// The provider's name as its users write it, for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Provider::Hetzner => "Hetzner",
+            Provider::Digitalocean => "DigitalOcean",
+            Provider::Aws => "AWS",
+            Provider::Generic => "generic",
+        }
+    }
+
     /// The provider's documented limit in bytes of user-data as submitted.
     pub fn limit(self) -> Option<usize> {
         match self {
@@ -152,8 +162,9 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
         && bytes.len() > limit
     {
         bail!(
-            "{path} is {} bytes, over the {provider:?} limit of {limit} bytes by {}; leave out modules (--skip-module) or use a provider with a larger limit",
+            "{path} is {} bytes, over the {} limit of {limit} bytes by {}; leave out modules (--skip-module) or use a provider with a larger limit",
             bytes.len(),
+            provider.display_name(),
             bytes.len() - limit
         );
     }

@@ -561,8 +561,9 @@ wait "$pid"
 echo "finished $?"
 "#;
 
-/// The kill guest: SIGKILL at many points, one power cut, then the fingerprint.
-fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
+/// The kill guest: SIGKILL at many points, one power cut, then the fingerprint. `every`: kill
+/// after every `every`th step (1 under `PHANES_VM=full`).
+fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>, every: usize) {
     let started = Instant::now();
     let Keys { harness, k1, .. } = keys;
     let mut vm = boot(release, harness, Vec::new());
@@ -582,7 +583,7 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         ("configure".into(), 1.0, "kill"),
         ("unpack".into(), 0.0, "kill"),
     ];
-    for k in 1..steps {
+    for k in (1..steps).filter(|k| k % every == 0) {
         points.push((format!("lines:{k}"), [0.0, 0.2, 0.6][k % 3], "kill"));
     }
     let (mut tried, mut clean, mut missed, mut finished_early) = (0, 0, 0, false);
@@ -642,8 +643,12 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
         .recv()
         .expect("the reference guest failed before its fingerprint");
     report!(
-        "[vm_faults] kill guest on {}: {tried} kill points (incl. 1 power cut; {missed} apt points fell back to the end of packages.install), {clean} of the resumed runs had no failed step before their own kill{}; fingerprint sha256 {}; {:.0?} in all",
+        "[vm_faults] kill guest on {}: {tried} kill points (incl. 1 power cut; after every {}; {missed} apt points fell back to the end of packages.install), {clean} of the resumed runs had no failed step before their own kill{}; fingerprint sha256 {}; {:.0?} in all",
         release.codename(),
+        match every {
+            1 => "step".to_string(),
+            n => format!("{n}th of {steps} steps"),
+        },
         if finished_early {
             " (a run finished before its kill point)"
         } else {
@@ -674,6 +679,12 @@ fn kill_guest(release: Release, keys: &Keys, rx: mpsc::Receiver<String>) {
 
 fn faults(release: Release) {
     let started = Instant::now();
+    // CI's tier samples the step kill points (the apt and power points all stay) to fit its
+    // budget; `full` kills after every step.
+    let every = match vm::vm_tests_enabled() {
+        Some(vm::Tier::Full) => 1,
+        _ => 4,
+    };
     let (tx, rx) = mpsc::channel();
     let keys = std::sync::Arc::new(Keys {
         harness: TestKey::generate(),
@@ -682,7 +693,7 @@ fn faults(release: Release) {
     });
     let ref_keys = keys.clone();
     let reference = std::thread::spawn(move || reference(release, &ref_keys, tx));
-    let killer = std::thread::spawn(move || kill_guest(release, &keys, rx));
+    let killer = std::thread::spawn(move || kill_guest(release, &keys, rx, every));
     let k = killer.join();
     let r = reference.join();
     if let Err(e) = r {
