@@ -6,7 +6,7 @@
 #   scripts/bench-vm.sh run DIR      # run the VM benchmark, one <profile>.json per profile in DIR
 #   scripts/bench-vm.sh section DIR  # print the Markdown section made from DIR's results
 #
-# Knobs (environment): PHANES_VM_BENCH_PROFILES (default minimal,database; web also runs here),
+# Knobs (environment): PHANES_VM_BENCH_PROFILES (default minimal,web,database),
 # PHANES_VM_BENCH_RUNS (default 5), PHANES_VM_CACHE (the VM image cache), PHANES_VM_SLOTS.
 # Needs what the VM tests need (qemu-system-x86, qemu-utils, cloud-image-utils, openssh-client;
 # mmdebstrap and root once, to build the image) and jq.

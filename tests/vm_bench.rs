@@ -14,7 +14,7 @@
 //! figure is timed inside the guest (`$EPOCHREALTIME` around the command, no SSH round trip).
 //!
 //! `PHANES_VM_BENCH=1 cargo test --release --test vm_bench -- --nocapture`
-//!   `PHANES_VM_BENCH_PROFILES=minimal,database` (default), also `web`;
+//!   `PHANES_VM_BENCH_PROFILES=minimal,web,database` (default; the others need vendor downloads);
 //!   `PHANES_VM_BENCH_RUNS=5` runs of each repeated measurement;
 //!   `PHANES_VM_BENCH_OUT=DIR` (default `target/vm-bench`): `<profile>.json` per profile.
 
@@ -477,7 +477,7 @@ fn vm_bench() {
         );
         return;
     }
-    let profiles = env_or("PHANES_VM_BENCH_PROFILES", "minimal,database");
+    let profiles = env_or("PHANES_VM_BENCH_PROFILES", "minimal,web,database");
     let runs: usize = env_or("PHANES_VM_BENCH_RUNS", "5")
         .parse()
         .expect("PHANES_VM_BENCH_RUNS: a number");
