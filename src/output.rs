@@ -20,6 +20,8 @@ pub fn write_all(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
     let mut written: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = artifacts.iter().try_for_each(|artifact| {
         let path = dir.join(&artifact.path);
+        let parent = path.parent().expect("artifact paths are relative files");
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         let temp =
             write_temp(&path, artifact).with_context(|| format!("writing {}", path.display()))?;
         written.push((temp, path));
@@ -38,11 +40,10 @@ pub fn write_all(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
     result
 }
 
-/// Writes `artifact` to a temporary name beside `path` and returns that name.
+/// Writes `artifact` to a temporary name beside `path` (its folder exists) and returns that
+/// name.
 fn write_temp(path: &Path, artifact: &Artifact) -> Result<PathBuf> {
-    let parent = path.parent().expect("artifact paths are relative files");
-    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let temp = parent.join(format!(
+    let temp = path.with_file_name(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
         std::process::id()
