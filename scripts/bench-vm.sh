@@ -82,8 +82,9 @@ $(for f in "${files[@]}"; do finding "$f"; done)
   user-mode network. Packages come from deb.debian.org over this machine's connection, so the apt figures
   include the mirror's and the network's speed at the time. Under TCG every instruction is emulated: absolute
   times are many times those of a real server; the ratios are the figures to read.
-- **Host**: $(jq -r .host_cpu "$meta"), $(jq -r .host_nproc "$meta") CPUs, shared: other VM tests and builds ran at the
-  same time (load averages below; at most 2 guests run machine-wide).
+- **Host**: $(jq -r .host_cpu "$meta"), $(jq -r .host_nproc "$meta") CPUs, shared: builds may run at the same time (load
+  averages below), but no other guest: each benchmark guest holds every VM slot of the machine, so
+  it never shares the CPUs with another TCG guest.
 - **Two fresh guests per profile**, from the same image, each booted with the same bare \`#cloud-config\` (one
   login user with sudo; nothing of phanes): a package install cannot be undone cheaply, and a guest that already
   has the packages or apt's lists would flatter whatever runs second. The floor guest runs first, then is

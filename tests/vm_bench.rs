@@ -132,6 +132,8 @@ fn boot(name: &str, key: &TestKey) -> Vm {
         BootOptions {
             user_data,
             hostname: name.to_string(),
+            // Alone on the machine: another TCG guest beside it would be in every figure.
+            exclusive: true,
             ..Default::default()
         },
     );

@@ -351,21 +351,35 @@ fn vm_slots() -> usize {
 }
 
 /// Waits for a free guest slot: an exclusive lock on one of the slot files in /tmp, held until
-/// the returned file is dropped (the kernel drops it when the process dies, too).
-fn take_vm_slot(name: &str) -> fs::File {
+/// the returned file is dropped (the kernel drops it when the process dies, too). `exclusive`:
+/// waits for every slot, taken in order (so two exclusive takers cannot deadlock).
+fn take_vm_slots(name: &str, exclusive: bool) -> Vec<fs::File> {
     let dir = Path::new("/tmp/phanes-vm-slots");
     fs::create_dir_all(dir).expect("create /tmp/phanes-vm-slots");
+    let open = |slot: usize| {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("slot-{slot}")))
+            .expect("open a VM slot file")
+    };
+    if exclusive {
+        eprintln!("[vm] {name}: waiting for all {} VM slots", vm_slots());
+        return (0..vm_slots())
+            .map(|slot| {
+                let file = open(slot);
+                file.lock().expect("lock a VM slot file");
+                file
+            })
+            .collect();
+    }
     let mut waited = false;
     loop {
         for slot in 0..vm_slots() {
-            let file = fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dir.join(format!("slot-{slot}")))
-                .expect("open a VM slot file");
+            let file = open(slot);
             if file.try_lock().is_ok() {
-                return file;
+                return vec![file];
             }
         }
         if !waited {
@@ -426,6 +440,9 @@ pub struct BootOptions {
     pub memory_mb: u32,
     /// Extra `(host_port, guest_port)` TCP forwards, on 127.0.0.1 (see [`free_port`]).
     pub forwards: Vec<(u16, u16)>,
+    /// Holds every guest slot, so no other guest runs beside this one (benchmarks: two TCG
+    /// guests on two cores slow each other down).
+    pub exclusive: bool,
 }
 
 impl Default for BootOptions {
@@ -435,6 +452,7 @@ impl Default for BootOptions {
             hostname: "phanes-test".into(),
             memory_mb: 2048,
             forwards: Vec::new(),
+            exclusive: false,
         }
     }
 }
@@ -447,8 +465,8 @@ pub struct Vm {
     qemu: Child,
     login: Option<(String, PathBuf)>,
     booted: Instant,
-    /// The machine-wide guest slot this VM holds (see [`take_vm_slot`]); released on drop.
-    _slot: fs::File,
+    /// The machine-wide guest slots this VM holds (see [`take_vm_slots`]); released on drop.
+    _slots: Vec<fs::File>,
 }
 
 impl Vm {
@@ -457,7 +475,7 @@ impl Vm {
     pub fn boot(release: Release, opts: BootOptions) -> Vm {
         reap_orphans();
         let image = ensure_image(release);
-        let slot = take_vm_slot(&opts.hostname);
+        let slots = take_vm_slots(&opts.hostname, opts.exclusive);
         let dir = run_dir(&opts.hostname);
         run_checked(
             Command::new("qemu-img")
@@ -508,7 +526,7 @@ impl Vm {
                 qemu,
                 login: None,
                 booted: Instant::now(),
-                _slot: slot,
+                _slots: slots,
             };
         }
         panic!("QEMU could not bind a forwarded port after 3 attempts");
