@@ -209,6 +209,16 @@ fn bad_versions_checksums_urls_and_users_are_rejected_with_their_key() {
                 "amd64: bbca37cc395c974ffa4893ee35819ad23ebb27426df87af92e93a9ec66ef8712",
             ],
         ),
+        // `--set` edits one key: the other architecture keeps the default version's checksum,
+        // and the message says which one.
+        (
+            "devtools:\n  go: {enabled: true}\n",
+            &[
+                "devtools.go.version=1.24.6",
+                "devtools.go.sha256.amd64=bbca37cc395c974ffa4893ee35819ad23ebb27426df87af92e93a9ec66ef8712",
+            ],
+            &["devtools.go.sha256: arm64 is the checksum of go 1.25.5, but the version is 1.24.6"],
+        ),
         // An unknown version with the default checksums, then with none at all.
         (
             "devtools:\n  uv: {enabled: true, version: 0.13.0}\n",
@@ -247,6 +257,32 @@ fn bad_versions_checksums_urls_and_users_are_rejected_with_their_key() {
     }
     // A runtime that is off is not checked for checksums (the defaults stay usable).
     render_ok("devtools:\n  go: {version: 1.24.6}\n", &[]);
+}
+
+/// A config's `sha256` map replaces the default one as a whole: written with a new version and
+/// only the amd64 checksum (an amd64-only fleet), it renders, and arm64 has no checksum left
+/// (the step would refuse to download there) instead of the default version's.
+#[test]
+fn a_checksum_map_in_the_config_replaces_the_default_one() {
+    let amd64 = "bbca37cc395c974ffa4893ee35819ad23ebb27426df87af92e93a9ec66ef8712";
+    let setup = render_ok(
+        &format!(
+            "devtools:\n  go:\n    enabled: true\n    version: 1.24.6\n    sha256: {{amd64: {amd64}}}\n"
+        ),
+        &[],
+    );
+    assert!(
+        setup.contains(amd64),
+        "the configured checksum is in the bundle"
+    );
+    for (version, amd64, arm64) in phanes::modules::devtools::GO_RELEASES {
+        if *version != "1.24.6" {
+            assert!(
+                !setup.contains(amd64) && !setup.contains(arm64),
+                "go {version}'s checksums stay out"
+            );
+        }
+    }
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub fn assemble(layers: &[Layer], sets: &[String]) -> Result<(Config, Value), Di
     let mut problems = Vec::new();
     for layer in layers {
         match layer.parse() {
-            Ok(value) => merge(&mut merged, value),
+            Ok(value) => merge(&mut merged, value, ""),
             Err(d) => problems.push(d),
         }
     }
@@ -151,13 +151,28 @@ pub fn assemble(layers: &[Layer], sets: &[String]) -> Result<(Config, Value), Di
     Ok((config, merged))
 }
 
-/// Deep-merges `overlay` into `base`: mappings merge key by key, anything else replaces.
-fn merge(base: &mut Value, overlay: Value) {
+/// Mappings a layer replaces as a whole instead of merging key by key: per-architecture
+/// checksums belong to one version, so `sha256: {amd64: X}` written with a new version must not
+/// keep the default version's arm64 checksum.
+const REPLACED_WHOLE: &[&str] = &[
+    "devtools.go.sha256",
+    "devtools.rust.sha256",
+    "devtools.uv.sha256",
+];
+
+/// Deep-merges `overlay` into `base` (at key path `path`): mappings merge key by key (except
+/// [`REPLACED_WHOLE`]), anything else replaces.
+fn merge(base: &mut Value, overlay: Value, path: &str) {
     match (base, overlay) {
-        (Value::Mapping(base), Value::Mapping(overlay)) => {
+        (Value::Mapping(base), Value::Mapping(overlay)) if !REPLACED_WHOLE.contains(&path) => {
             for (key, value) in overlay {
+                let child = match key.as_str() {
+                    Some(name) if path.is_empty() => name.to_string(),
+                    Some(name) => format!("{path}.{name}"),
+                    None => String::new(),
+                };
                 match base.get_mut(&key) {
-                    Some(existing) => merge(existing, value),
+                    Some(existing) => merge(existing, value, &child),
                     None => {
                         base.insert(key, value);
                     }

@@ -176,7 +176,8 @@ pub struct Go {
     pub version: GoVersion,
     /// sha256 of `go<version>.linux-<arch>.tar.gz`, per architecture (listed on go.dev/dl).
     /// The defaults are those of the default version; set them with the version (phanes
-    /// refuses a version with another version's checksums, and names the ones it knows).
+    /// refuses a version with another version's checksums, and names the ones it knows). The
+    /// map you write replaces the defaults whole: an architecture left out has no checksum.
     pub sha256: Checksums,
     /// Where the tarballs are downloaded from: `<url>/go<version>.linux-<arch>.tar.gz`. Set it
     /// to use a mirror.
@@ -215,7 +216,8 @@ pub struct Rust {
     /// rustup-init version, downloaded once to install rustup (rustup then updates itself).
     pub rustup_version: ToolVersion,
     /// sha256 of rustup-init per architecture (the `rustup-init.sha256` beside it). The
-    /// defaults are those of the default version; set them with the version.
+    /// defaults are those of the default version; set them with the version (the map you
+    /// write replaces them whole).
     pub sha256: Checksums,
     /// Where rustup-init is downloaded from: `<url>/<version>/<target>/rustup-init`.
     pub url: HttpUrl,
@@ -259,7 +261,8 @@ pub struct Uv {
     /// uv version, like 0.12.1. A change replaces both binaries on the next run.
     pub version: ToolVersion,
     /// sha256 of `uv-<target>.tar.gz` per architecture (the `.sha256` beside it on the
-    /// release). The defaults are those of the default version; set them with the version.
+    /// release). The defaults are those of the default version; set them with the version (the
+    /// map you write replaces them whole).
     pub sha256: Checksums,
     /// Where the release tarballs are downloaded from: `<url>/<version>/uv-<target>.tar.gz`.
     pub url: HttpUrl,
@@ -420,16 +423,23 @@ fn validate(config: &Config) -> Vec<Diagnostic> {
                 .with_path(path)
                 .with_help(help),
             );
-        } else if let Some((other, _, _)) = releases.iter().find(|(v, a, b)| {
-            *v != version
-                && (sums.amd64.as_ref().is_some_and(|s| s.as_str() == *a)
-                    || sums.arm64.as_ref().is_some_and(|s| s.as_str() == *b))
+        } else if let Some((other, amd64, arm64)) = releases.iter().find_map(|(v, a, b)| {
+            let same = |sum: &Option<Sha256>, known: &str| {
+                sum.as_ref().is_some_and(|s| s.as_str() == known)
+            };
+            let (amd64, arm64) = (same(&sums.amd64, a), same(&sums.arm64, b));
+            (*v != version && (amd64 || arm64)).then_some((v, amd64, arm64))
         }) {
+            let which = match (amd64, arm64) {
+                (true, true) => format!("these are the checksums of {what} {other}"),
+                (true, false) => format!("amd64 is the checksum of {what} {other}"),
+                _ => format!("arm64 is the checksum of {what} {other}"),
+            };
             problems.push(
                 Diagnostic::new(
                     "config",
                     format!(
-                        "these are the checksums of {what} {other}, but the version is {version}: the download would fail its check"
+                        "{which}, but the version is {version}: the download would fail its check"
                     ),
                 )
                 .with_path(path)
