@@ -1,7 +1,8 @@
 //! Writes artifacts under `--out`. Everything was rendered in memory first; every file is then
 //! written to a temporary name in its folder, and only when all of them are written are they
-//! renamed into place: a reader never sees half a file, and a failure (disk full, permissions)
-//! leaves the previous output untouched, none of it replaced.
+//! renamed into place: a reader never sees half a file, and a failure while writing (disk full,
+//! permissions, a folder that cannot be made) leaves the previous output untouched. Only a
+//! rename itself failing (rare: same folder, same file system) can leave some files replaced.
 //!
 //! No fsync: the artifacts are reproducible from the config (render again after a crash), and
 //! a sync per file cost about 2 ms each on this machine's disk: 14 ms for the seven artifacts,
@@ -15,7 +16,8 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Writes each artifact under `dir`, all or none; creates folders as needed.
+/// Writes each artifact under `dir`: all written before any is renamed into place; creates
+/// folders as needed.
 pub fn write_all(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
     let mut written: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = artifacts.iter().try_for_each(|artifact| {

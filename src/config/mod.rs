@@ -265,6 +265,36 @@ mod tests {
         assemble(layers, &sets).map(|_| ()).unwrap_err().to_string()
     }
 
+    /// Every path in REPLACED_WHOLE is a mapping of the defaults (a renamed option would
+    /// otherwise silently merge again), and a layer's map there replaces it whole.
+    #[test]
+    fn replaced_whole_paths_exist_and_are_replaced() {
+        for path in REPLACED_WHOLE {
+            let mut merged = serde_norway::to_value(Config::default()).unwrap();
+            let lookup = |v: &Value| {
+                path.split('.')
+                    .try_fold(v.clone(), |v, key| v.get(key).cloned())
+            };
+            let default = lookup(&merged).unwrap_or_else(|| panic!("{path} is not in the config"));
+            assert!(default.get("arm64").is_some(), "{path}: {default:?}");
+            let layer = path.rsplit('.').fold(
+                serde_norway::from_str::<Value>("{amd64: abc}").unwrap(),
+                |v, key| {
+                    let mut m = serde_norway::Mapping::new();
+                    m.insert(Value::from(key), v);
+                    Value::Mapping(m)
+                },
+            );
+            merge(&mut merged, layer, "");
+            let replaced = lookup(&merged).unwrap();
+            assert_eq!(
+                replaced,
+                serde_norway::from_str::<Value>("{amd64: abc}").unwrap(),
+                "{path}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_key_names_path_position_and_suggestion() {
         let e = error(&[user("baseline:\n  hostnme: web\n")], &[]);
