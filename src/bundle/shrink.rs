@@ -52,6 +52,8 @@ struct Lexer {
     /// Per byte of the last line read: whether bash read it as a command word's character
     /// (not inside quotes, `${...}` or arithmetic). Bytes the lexer skips count as data.
     code: Vec<bool>,
+    /// Per byte of the last line read: inside '...' or $'...', where a `$` is only text.
+    literal: Vec<bool>,
 }
 
 /// What the lexer found in one line.
@@ -74,6 +76,7 @@ impl Lexer {
             continued: false,
             blank_before_continuation: false,
             code: Vec::new(),
+            literal: Vec::new(),
         }
     }
 
@@ -108,12 +111,15 @@ impl Lexer {
         self.continued = false;
         self.code.clear();
         self.code.resize(b.len(), false);
+        self.literal.clear();
+        self.literal.resize(b.len(), false);
         let mut comment = None;
         while i < b.len() {
             let c = b[i];
             let next = b.get(i + 1).copied();
             let top = *self.stack.last().ok_or(Unsure)?;
             self.code[i] = matches!(top, Ctx::Cmd { .. });
+            self.literal[i] = matches!(top, Ctx::Single | Ctx::Ansi);
             match top {
                 Ctx::Single => {
                     if c == b'\'' {
@@ -329,6 +335,8 @@ struct Line<'a> {
     comment: Option<usize>,
     /// Per byte: code (see `Lexer::code`).
     code: Vec<bool>,
+    /// Per byte: quoted text where `$` does not expand (see `Lexer::literal`).
+    literal: Vec<bool>,
 }
 
 /// Lexes `text` line by line; `None` when the lexer is unsure or the text does not end at the
@@ -354,6 +362,7 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
                 top: false,
                 comment: None,
                 code: Vec::new(),
+                literal: Vec::new(),
             });
             continue;
         }
@@ -369,6 +378,7 @@ fn lex(text: &str) -> Option<Vec<Line<'_>>> {
             top,
             comment: info.comment,
             code: std::mem::take(&mut lexer.code),
+            literal: std::mem::take(&mut lexer.literal),
         });
     }
     lexer.at_top().then_some(lines)
@@ -715,13 +725,16 @@ pub fn minify(setup: &str, user_text: &str) -> String {
     // The modules' helper functions, where bash can only read each as a name: every use of it
     // is code (never inside quotes, where it could be the user's data or a file's content).
     let helpers = helper_functions(&out);
-    for (word, _) in &helpers {
+    // The modules' upper-case globals, where only bash reads them (see module_globals).
+    let globals = module_globals(&out, &lower);
+    for (word, _) in helpers.iter().chain(&globals) {
         renamed.insert(word, fresh());
     }
     let mut uses: Vec<(usize, &str)> = names.iter().map(|(i, w, _)| (*i, *w)).collect();
     uses.extend(
         helpers
             .iter()
+            .chain(&globals)
             .flat_map(|(w, at)| at.iter().map(move |i| (*i, *w))),
     );
     uses.sort_unstable();
@@ -739,29 +752,51 @@ pub fn minify(setup: &str, user_text: &str) -> String {
     out
 }
 
-/// The functions `text` defines (`name() {` at the start of a line) that [`minify`] may rename
-/// beyond [`OWN_PREFIXES`], with the offset of every use: names with an underscore, not built
-/// at run time (a step's `${base}__check`, `"handler__$name"`: no name that a word followed by
-/// `$` starts or a word after `}` ends, counting words of 4 bytes or more or with an
-/// underscore), and only used where the lexer sees code. Empty when
-/// the lexer is unsure of the text.
-fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
-    let Some(lines) = lex(text) else {
-        return Vec::new();
-    };
-    let mut code = Vec::with_capacity(text.len());
+/// What bash makes of each byte of a text, for renaming: see [`byte_classes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    /// A command word's character: bash reads it as code.
+    Code,
+    /// Inside '...' or $'...': text, where `$` does not expand.
+    Literal,
+    /// Inside "...", `${...}` or arithmetic: text where `$` expands.
+    Expanding,
+    /// A here-document's body or a newline: never renamed in.
+    Other,
+}
+
+/// [`ByteClass`] of every byte of `text`; `None` when the lexer is unsure of it.
+fn byte_classes(text: &str) -> Option<Vec<ByteClass>> {
+    let lines = lex(text)?;
+    let mut classes = Vec::with_capacity(text.len());
     for line in &lines {
-        let start = code.len();
-        code.extend(&line.code);
-        code.resize(start + line.text.len(), false); // here-document lines: data
-        code.push(false); // the newline
+        let start = classes.len();
+        classes.extend(
+            line.code
+                .iter()
+                .zip(&line.literal)
+                .map(|(&code, &literal)| match (code, literal) {
+                    (true, _) => ByteClass::Code,
+                    (_, true) => ByteClass::Literal,
+                    _ => ByteClass::Expanding,
+                }),
+        );
+        classes.resize(start + line.text.len(), ByteClass::Other); // here-document lines
+        classes.push(ByteClass::Other); // the newline
     }
+    Some(classes)
+}
+
+/// Every word of `text` with its offset, and the parts of names bash builds at run time: the
+/// words a `$` follows (`"handler__$name"` starts with `handler__`) and the words right after
+/// a `}` (`${base}__check` ends with `__check`), counting words of 4 bytes or more or with an
+/// underscore ("${secs}s", "x$" are text). No name with such a part can be renamed safely.
+fn words_and_run_time_parts(text: &str) -> (Vec<(usize, &str)>, Vec<&str>, Vec<&str>) {
     let b = text.as_bytes();
     let mut starts: Vec<(usize, &str)> = Vec::new();
     let (mut prefixes, mut suffixes) = (Vec::new(), Vec::new());
     for (i, end) in name_words(text) {
         let word = &text[i..end];
-        // "${secs}s", "x$": a word this short, without an underscore, is text, not a name.
         let part = word.len() >= 4 || word.contains('_');
         if part && b.get(end) == Some(&b'$') {
             prefixes.push(word);
@@ -771,29 +806,173 @@ fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
         }
         starts.push((i, word));
     }
-    let mut helpers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for line in text.lines() {
-        if let Some((name, _)) = function_head(line)
-            && name.contains('_')
-            && name.bytes().all(name_byte)
-            && !OWN_PREFIXES.iter().any(|p| name.starts_with(p))
-            && !prefixes.iter().any(|p| name.starts_with(p))
-            && !suffixes.iter().any(|s| name.ends_with(s))
-        {
-            helpers.insert(name, Vec::new());
-        }
-    }
+    (starts, prefixes, suffixes)
+}
+
+/// The offsets of each use of `names` in `text`, from [`words_and_run_time_parts`]'s words.
+fn uses_of<'a>(
+    names: BTreeSet<&'a str>,
+    starts: &[(usize, &'a str)],
+) -> BTreeMap<&'a str, Vec<usize>> {
+    let mut uses: BTreeMap<&str, Vec<usize>> = names.into_iter().map(|n| (n, Vec::new())).collect();
     for (at, word) in starts {
-        if let Some(uses) = helpers.get_mut(word) {
-            uses.push(at);
+        if let Some(found) = uses.get_mut(word) {
+            found.push(*at);
         }
     }
-    let mut found: Vec<(&str, Vec<usize>)> = helpers
-        .into_iter()
-        .filter(|(_, uses)| uses.iter().all(|&at| code.get(at) == Some(&true)))
-        .collect();
+    uses
+}
+
+/// Most used first, so the most frequent names get the shortest replacements.
+fn by_frequency(uses: BTreeMap<&str, Vec<usize>>) -> Vec<(&str, Vec<usize>)> {
+    let mut found: Vec<(&str, Vec<usize>)> = uses.into_iter().collect();
     found.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
     found
+}
+
+/// The functions `text` defines (`name() {` at the start of a line) that [`minify`] may rename
+/// beyond [`OWN_PREFIXES`], with the offset of every use: names with an underscore, not built
+/// at run time (see [`words_and_run_time_parts`]), and only used where the lexer sees code.
+/// Empty when the lexer is unsure of the text.
+fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
+    let Some(classes) = byte_classes(text) else {
+        return Vec::new();
+    };
+    let (starts, prefixes, suffixes) = words_and_run_time_parts(text);
+    let defined: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| function_head(line).map(|(name, _)| name))
+        .filter(|name| {
+            name.contains('_')
+                && name.bytes().all(name_byte)
+                && !OWN_PREFIXES.iter().any(|p| name.starts_with(p))
+                && !prefixes.iter().any(|p| name.starts_with(p))
+                && !suffixes.iter().any(|s| name.ends_with(s))
+        })
+        .collect();
+    let mut helpers = uses_of(defined, &starts);
+    helpers.retain(|_, uses| uses.iter().all(|&at| classes[at] == ByteClass::Code));
+    by_frequency(helpers)
+}
+
+/// The modules' global variables (`SECURITY_SSH_PORT`: upper case, a module's name and `_`
+/// first) that [`minify`] may rename, with the offset of every use. A name qualifies when bash
+/// alone reads it: every use is an expansion (`$NAME`, `${NAME...}`, `${#NAME...}`,
+/// `${!NAME...}` where `$` expands) or an assignment that is a whole statement, and
+/// - no line that holds it exports anything (`export`, `env`, `declare -x`: a program could
+///   read it from its environment), and no use is a `NAME=value command` prefix;
+/// - it is not built at run time ([`words_and_run_time_parts`]);
+/// - `user_text` (lower case) does not hold it: the user's own words stay as written.
+///
+/// A name used anywhere else (single quotes, a here-document, bare in arithmetic, a bare word
+/// that a program could take as a variable's name) stays as it is. Empty when the lexer is unsure of the text.
+fn module_globals<'a>(text: &'a str, user_text: &str) -> Vec<(&'a str, Vec<usize>)> {
+    let Some(classes) = byte_classes(text) else {
+        return Vec::new();
+    };
+    let (starts, prefixes, suffixes) = words_and_run_time_parts(text);
+    let module_prefixes: Vec<String> = crate::modules::ALL
+        .iter()
+        .map(|m| format!("{}_", m.name.to_ascii_uppercase()))
+        .collect();
+    let candidates: BTreeSet<&str> = starts
+        .iter()
+        .map(|(_, word)| *word)
+        .filter(|word| {
+            module_prefixes.iter().any(|p| word.starts_with(p.as_str()))
+                && word.len() > 2
+                && word
+                    .bytes()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+                && !prefixes.iter().any(|p| word.starts_with(p))
+                && !suffixes.iter().any(|s| word.ends_with(s))
+                && !user_text.contains(&word.to_ascii_lowercase())
+        })
+        .collect();
+    let b = text.as_bytes();
+    let line_of = |at: usize| {
+        let start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        &text[start..end]
+    };
+    let exports = |line: &str| {
+        line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .any(|w| w == "export" || w == "env")
+            || line.contains("declare -x")
+    };
+    let expanded = |at: usize| {
+        let dollar = if at >= 1 && b[at - 1] == b'$' {
+            Some(at - 1)
+        } else if at >= 2 && &b[at - 2..at] == b"${" {
+            Some(at - 2)
+        } else if at >= 3
+            && b[at - 3] == b'$'
+            && b[at - 2] == b'{'
+            && matches!(b[at - 1], b'#' | b'!')
+        {
+            Some(at - 3)
+        } else {
+            None
+        };
+        dollar.is_some_and(|d| matches!(classes[d], ByteClass::Code | ByteClass::Expanding))
+    };
+    let mut globals = uses_of(candidates, &starts);
+    globals.retain(|name, uses| {
+        uses.iter().all(|&at| {
+            let end = at + name.len();
+            !exports(line_of(at))
+                && (expanded(at)
+                    || (classes[at] == ByteClass::Code
+                        && whole_statement_assignment(b, &classes, end)))
+        })
+    });
+    by_frequency(globals)
+}
+
+/// Whether the assignment whose `=` (or `+=`) is at `at` is all of its statement: what follows
+/// its value ends the command (`NAME=value program` would hand NAME to the program).
+fn whole_statement_assignment(b: &[u8], classes: &[ByteClass], mut at: usize) -> bool {
+    if b.get(at) == Some(&b'+') {
+        at += 1;
+    }
+    if b.get(at) != Some(&b'=') {
+        return false;
+    }
+    at += 1;
+    let code = |i: usize| classes.get(i) == Some(&ByteClass::Code);
+    if b.get(at) == Some(&b'(') && code(at) {
+        // An array: up to the matching `)`.
+        let mut depth = 0;
+        while at < b.len() && b[at] != b'\n' {
+            if code(at) && b[at] == b'(' {
+                depth += 1;
+            } else if code(at) && b[at] == b')' {
+                depth -= 1;
+                if depth == 0 {
+                    at += 1;
+                    break;
+                }
+            }
+            at += 1;
+        }
+        if depth != 0 {
+            return false;
+        }
+    } else {
+        while at < b.len()
+            && !(code(at) && matches!(b[at], b' ' | b'\t' | b';' | b'&' | b'|' | b')'))
+            && b[at] != b'\n'
+        {
+            at += 1;
+        }
+    }
+    while matches!(b.get(at), Some(b' ' | b'\t')) {
+        at += 1;
+    }
+    matches!(
+        b.get(at),
+        None | Some(b'\n' | b';' | b'&' | b'|' | b')' | b'}')
+    )
 }
 
 #[cfg(test)]
@@ -935,5 +1114,66 @@ v() { :; }
         // A step function reached as "${b}__check" keeps its name; main has no underscore.
         assert!(out.contains("mod_x__check() {"), "{out}");
         assert!(out.contains("main() {"), "{out}");
+    }
+    /// Module globals are renamed only where bash alone reads them; each name kept below is
+    /// kept for the reason its name says.
+    #[test]
+    fn minify_renames_module_globals_only_where_bash_alone_reads_them() {
+        let code = r#"#!/usr/bin/env bash
+SWAP_PATH=/swapfile
+SWAP_SIZES=(1 2)
+SWAP_IN_QUOTES=x
+SWAP_IN_HEREDOC=x
+SWAP_EXPORTED=x
+SWAP_PREFIX=x
+SWAP_ARITH=x
+SWAP_USER=x
+SWAP_BUILT_FOO=x
+SWAP_ARG=x
+f() {
+  echo "$SWAP_PATH" ${SWAP_PATH} ${#SWAP_SIZES[@]} "${SWAP_SIZES[0]}" ${!SWAP_PATH}
+  printenv SWAP_ARG
+  echo '$SWAP_IN_QUOTES'
+  cat <<EOF
+$SWAP_IN_HEREDOC
+EOF
+  export SWAP_EXPORTED
+  SWAP_PREFIX=y printenv SWAP_PREFIX
+  (( SWAP_ARITH > 1 ))
+  echo "$SWAP_USER"
+  v=SWAP_BUILT_$x
+  echo "$SWAP_BUILT_FOO $SWAP_ARITH $SWAP_IN_QUOTES $SWAP_IN_HEREDOC $SWAP_PREFIX $SWAP_ARG"
+}
+main() { f; }
+"#;
+        let out = minify(code, r#"{"motd":"swap_user"}"#);
+        for gone in ["SWAP_PATH", "SWAP_SIZES"] {
+            assert!(!out.contains(gone), "{gone} must be renamed:\n{out}");
+        }
+        for kept in [
+            "SWAP_IN_QUOTES",
+            "SWAP_IN_HEREDOC",
+            "SWAP_EXPORTED",
+            "SWAP_PREFIX",
+            "SWAP_ARITH",
+            "SWAP_USER",
+            "SWAP_BUILT_FOO",
+            "SWAP_ARG",
+        ] {
+            assert!(
+                out.contains(&format!("\n{kept}=x\n")),
+                "{kept} must keep its name:\n{out}"
+            );
+        }
+        // Every use of a renamed name changed with it: bash reads the same program.
+        let short = out
+            .lines()
+            .find_map(|l| l.strip_suffix("=/swapfile"))
+            .expect("SWAP_PATH's assignment");
+        assert!(
+            out.contains(&format!("echo \"${short}\" ${{{short}}} ")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("${{!{short}}}")), "{out}");
     }
 }
