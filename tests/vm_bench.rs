@@ -130,7 +130,7 @@ fn boot(name: &str, key: &TestKey) -> Vm {
     let mut vm = Vm::boot(
         Release::Bookworm,
         BootOptions {
-            user_data,
+            user_data: user_data.into(),
             hostname: name.to_string(),
             // Alone on the machine: another TCG guest beside it would be in every figure.
             exclusive: true,

@@ -88,7 +88,7 @@ pub fn boot_with(
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data,
+            user_data: user_data.into(),
             hostname: format!("{name}-{}", release.codename()),
             forwards,
             ..Default::default()

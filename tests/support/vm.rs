@@ -433,8 +433,9 @@ fn run_dir(name: &str) -> PathBuf {
 }
 
 pub struct BootOptions {
-    /// The user-data, `#cloud-config` or any other format cloud-init accepts.
-    pub user_data: String,
+    /// The user-data, `#cloud-config` or any other format cloud-init accepts (bytes: AWS's is
+    /// gzip-compressed).
+    pub user_data: Vec<u8>,
     /// meta-data `local-hostname`; also names the run dir.
     pub hostname: String,
     pub memory_mb: u32,
@@ -448,7 +449,7 @@ pub struct BootOptions {
 impl Default for BootOptions {
     fn default() -> Self {
         BootOptions {
-            user_data: String::new(),
+            user_data: Vec::new(),
             hostname: "phanes-test".into(),
             memory_mb: 2048,
             forwards: Vec::new(),

@@ -267,7 +267,7 @@ fn cloud_init_and_bash(release: Release, profile: &str) {
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data,
+            user_data: user_data.into(),
             hostname: format!("{profile}-{}", release.codename()),
             forwards: vec![(port_2222, 2222)],
             ..Default::default()
@@ -412,7 +412,7 @@ fn packer_build(release: Release, profile: &str) {
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data,
+            user_data: user_data.into(),
             hostname: format!("packer-{}", release.codename()),
             ..Default::default()
         },

@@ -197,7 +197,7 @@ fn boot(release: Release, harness: &TestKey, forwards: Vec<(u16, u16)>) -> Vm {
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data,
+            user_data: user_data.into(),
             hostname: "phanes-faults".into(),
             forwards,
             ..Default::default()

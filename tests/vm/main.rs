@@ -16,6 +16,7 @@ mod profiles;
 mod vm;
 
 mod app_profiles;
+mod aws;
 mod e2e;
 mod faults;
 mod services;

@@ -796,7 +796,7 @@ fn vendor_case(release: Release) {
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data,
+            user_data: user_data.into(),
             hostname: format!("vendor-{}", release.codename()),
             ..Default::default()
         },

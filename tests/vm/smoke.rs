@@ -34,7 +34,7 @@ fn boot_login_sudo_reboot(release: Release) {
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data: user_data.clone(),
+            user_data: user_data.clone().into(),
             hostname: format!("smoke-{}", release.codename()),
             ..Default::default()
         },

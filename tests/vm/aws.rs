@@ -1,0 +1,204 @@
+//! The AWS way in, booted: `render --provider aws` writes user-data.yaml.gz, the whole
+//! `#cloud-config` gzip-compressed with the bundle minified inside (src/bundle/shrink.rs,
+//! `minify`: no comments, short internal names). That file is what EC2 hands cloud-init; the
+//! NoCloud seed here carries the same bytes, and cloud-init decompresses them the same way.
+//!
+//! The minified bundle is a different text from setup.sh, so it is proven as a program of its
+//! own: it converges the minimal profile at first boot with a config of the size AWS users
+//! write (two users, one with a password; two locales; a host name), a second run and a dry
+//! run find nothing, drift is repaired by it, and setup.sh run afterwards agrees that the
+//! server is converged (both bundles want the same state).
+//!
+//! `PHANES_VM=full cargo test --release --test vm aws:: -- --nocapture`
+
+use crate::{guest, profiles, vm};
+use flate2::read::GzDecoder;
+use guest::{converged, run_bundle};
+use profiles::{ADMIN, BUNDLE, FIRST_RUN_TIMEOUT, drift_and_repair, render_with};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::time::Instant;
+use vm::{BootOptions, Release, TestKey, Vm};
+
+/// Where cloud-init installs the bundle (templates/targets/user-data.yaml.j2).
+const INSTALLED: &str = "/usr/local/sbin/phanes-setup";
+/// AWS's limit on user-data, before its base64.
+const AWS_LIMIT: usize = 16 * 1024;
+/// A second user who needs a password for sudo (`openssl passwd -6`, not a real secret).
+const OPS_HASH: &str = "$6$phanesawstest$eIkKVqGRH6S7AM25IMetjGsxP71f70SCcsbHQZPXK97sYE9KO7R7E5F13slutdm1DKPbDqyiDAipMFXmgC/lY.";
+
+/// The README's AWS example config, with the harness's key and address.
+fn config(key: &str) -> String {
+    format!(
+        "baseline:
+  hostname: aws-minimal
+  timezone: Europe/Berlin
+  locales: [en_US.UTF-8, de_DE.UTF-8]
+  default_locale: en_US.UTF-8
+user:
+  users:
+    - name: {ADMIN}
+      ssh_keys: [\"{key}\"]
+    - name: ops
+      groups: [adm]
+      sudo: password
+      password_hash: '{OPS_HASH}'
+swap:
+  size: 256M
+  swappiness: 20
+security:
+  fail2ban:
+    # The harness polls SSH before the bundle has made the user: without this, fail2ban bans it.
+    ignore_addresses: [198.51.100.2]
+"
+    )
+}
+
+/// The bundle inside the compressed user-data: the `content` of its one `write_files` entry.
+fn bundle_inside(gz: &[u8]) -> String {
+    let mut text = String::new();
+    GzDecoder::new(gz).read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("#cloud-config\n"), "{text}");
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let entry = &doc["write_files"][0];
+    assert_eq!(entry["path"].as_str(), Some(INSTALLED));
+    entry["content"].as_str().unwrap().to_string()
+}
+
+fn aws_minimal(release: Release) {
+    let started = Instant::now();
+    let key = TestKey::generate();
+    let out = render_with(
+        "minimal",
+        &config(&key.public_text),
+        &[],
+        &["--provider", "aws"],
+    );
+    let gz = fs::read(out.join("user-data.yaml.gz")).unwrap();
+    assert!(
+        gz.len() <= AWS_LIMIT,
+        "{} bytes: over AWS's limit",
+        gz.len()
+    );
+    assert!(!out.join("user-data.yaml").exists());
+    let minified = bundle_inside(&gz);
+    let setup = fs::read_to_string(out.join("setup.sh")).unwrap();
+    assert!(
+        minified.len() < setup.len() && minified != setup,
+        "the AWS bundle is setup.sh minified"
+    );
+
+    let mut vm = Vm::boot(
+        release,
+        BootOptions {
+            user_data: gz.clone(),
+            hostname: format!("aws-{}", release.codename()),
+            ..Default::default()
+        },
+    );
+    // admin exists only if the bundle ran.
+    vm.wait_ssh(ADMIN, &key.private, FIRST_RUN_TIMEOUT);
+    let (status, code) = vm.wait_cloud_init();
+    assert_eq!(code, 0, "cloud-init status:\n{status}");
+    let log = vm.ssh_ok("sudo -n cat /var/log/cloud-init-output.log");
+    let recap = log
+        .lines()
+        .find(|l| l.starts_with("phanes: ok="))
+        .unwrap_or_else(|| panic!("no recap in:\n{log}"));
+    assert!(recap.contains(" failed=0 "), "{recap}\n{log}");
+    let first_boot = vm.uptime();
+
+    // What cloud-init installed is the minified bundle, byte for byte.
+    let installed = vm.ssh_ok(&format!("sudo -n cat {INSTALLED}"));
+    assert!(
+        installed == minified,
+        "{INSTALLED} is not the bundle of user-data.yaml.gz"
+    );
+
+    // The minified bundle, run again, finds the server converged: no step changes, no drift.
+    converged(&vm, INSTALLED).unwrap();
+
+    // What it set up is what the config says.
+    assert_eq!(vm.ssh_ok("hostname").trim(), "aws-minimal");
+    assert_eq!(
+        vm.ssh_ok("timedatectl show -p Timezone --value").trim(),
+        "Europe/Berlin"
+    );
+    let locales = vm.ssh_ok("locale -a");
+    for locale in ["en_US.utf8", "de_DE.utf8"] {
+        assert!(locales.lines().any(|l| l == locale), "{locale}:\n{locales}");
+    }
+    assert_eq!(
+        vm.ssh_ok("sudo -n getent shadow ops | cut -d: -f2").trim(),
+        OPS_HASH
+    );
+    let groups = vm.ssh_ok("id -nG ops");
+    assert!(groups.split_whitespace().any(|g| g == "adm"), "{groups}");
+    let rules = vm.ssh_ok("sudo -n sudo -l -U ops");
+    assert!(
+        rules.contains("(ALL) ALL") && !rules.contains("NOPASSWD"),
+        "ops needs a password for sudo:\n{rules}"
+    );
+    assert_eq!(vm.ssh_ok("cat /proc/sys/vm/swappiness").trim(), "20");
+    assert!(
+        vm.ssh_ok("swapon --show=NAME,SIZE --noheadings")
+            .contains("/swapfile")
+    );
+    let effective = vm.ssh_ok("sudo -n sshd -T -C user=admin,host=localhost,addr=127.0.0.1");
+    for line in ["passwordauthentication no", "permitrootlogin no"] {
+        assert!(effective.lines().any(|l| l == line), "{line}:\n{effective}");
+    }
+
+    // Drift is found and repaired by the minified bundle itself.
+    vm.ssh_ok(&format!("sudo -n cp {INSTALLED} /tmp/setup.sh"));
+    drift_and_repair(
+        &vm,
+        &[
+            ("sudo -n sysctl -q -w vm.swappiness=60", "swap.swappiness"),
+            ("sudo -n gpasswd -d ops adm", "user.ops.groups"),
+            (
+                "sudo -n sed -i 's/^MaxAuthTries .*/MaxAuthTries 6/' /etc/ssh/sshd_config.d/00-phanes.conf",
+                "security.ssh-config",
+            ),
+            (
+                "sudo -n ln -sfn /usr/share/zoneinfo/UTC /etc/localtime",
+                "baseline.timezone",
+            ),
+        ],
+    );
+
+    // setup.sh, the readable bundle of the same config, wants exactly this state too.
+    vm.scp_to(&out.join("setup.sh"), "/tmp/setup.sh");
+    let run = run_bundle(&vm, BUNDLE, "");
+    assert_eq!(run.exit, 0, "{}", run.raw);
+    assert_eq!(
+        run.with_status("changed"),
+        BTreeSet::new(),
+        "setup.sh finds what the AWS bundle did converged:\n{}",
+        run.raw
+    );
+    println!(
+        "[vm_aws] minimal on {}: user-data.yaml.gz {} bytes; first boot converged at {:.0?}, case total {:.0?}; recap: {recap}",
+        release.codename(),
+        gz.len(),
+        first_boot,
+        started.elapsed()
+    );
+    fs::remove_dir_all(out.parent().unwrap()).unwrap();
+}
+
+vm_case!(
+    bookworm_minimal,
+    "AWS user-data",
+    Bookworm,
+    FullOnly,
+    aws_minimal
+);
+vm_case!(
+    trixie_minimal,
+    "AWS user-data",
+    Trixie,
+    FullOnly,
+    aws_minimal
+);
