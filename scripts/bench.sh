@@ -36,6 +36,42 @@ case ${1:-} in
     ;;
 esac
 
+need=()
+[ "$render" = 0 ] || command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v jq >/dev/null || need+=(jq)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+target=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+
+# Whether setup.sh of any of the profiles (default config) differs between commit $1 and the
+# work tree: prints those profiles and succeeds if so. Builds $1 in a temporary worktree. The VM
+# figures measure setup.sh only, so other changes (the AWS minifier, the CLI) leave them valid.
+setup_changed_since() {
+  local commit=$1 tree changed=() profile
+  shift
+  tree=$(mktemp -d)
+  git worktree add --detach -q "$tree/src" "$commit"
+  CARGO_TARGET_DIR="$tree/target" cargo build --release -q --manifest-path "$tree/src/Cargo.toml" >&2
+  cargo build --release -q >&2
+  mkdir "$tree/empty" # no phanes.yaml: the defaults
+  for profile in "$@"; do
+    if ! cmp -s <(cd "$tree/empty" && "$tree/target/release/phanes" render --profile "$profile") \
+      <(cd "$tree/empty" && "$target/release/phanes" render --profile "$profile"); then
+      changed+=("$profile")
+    fi
+  done
+  git worktree remove --force "$tree/src"
+  rm -rf "$tree"
+  [ ${#changed[@]} -gt 0 ] && echo "${changed[*]}"
+}
+
 # The VM section lives between these markers at the end of the file.
 vm_begin='<!-- vm-bench:begin -->' vm_end='<!-- vm-bench:end -->'
 vm_section=""
@@ -55,11 +91,18 @@ if [ -n "$vm_section" ]; then
 spawns) are measured in booted TCG guests: see [Bundle runs in a booted VM](#bundle-runs-in-a-booted-vm) at the
 end, which has its own date and commit (\`scripts/bench.sh --vm\` regenerates everything, \`--vm-only\`
 that section alone)."
-  # The VM section keeps the commit it was measured at; say when the bundle changed since.
+  # The VM section keeps the commit it was measured at; say when the bundle it ran changed since.
   vm_commit=$(grep -oE 'at commit .[0-9a-f]+.' <<<"$vm_section" | grep -oE '[0-9a-f]{7,}' | head -n1)
-  if [ -n "$vm_commit" ] && ! git diff --quiet "$vm_commit" HEAD -- templates src/bundle src/bundle.rs 2>/dev/null; then
-    vm_note+="
-**The VM figures predate changes to the bundle:** templates/ or src/bundle changed between their commit \`$vm_commit\` and this file's (\`git log $vm_commit..HEAD -- templates src/bundle\`), so cheaper checks and smaller bundles since then are not in them; \`scripts/bench.sh --vm\` measures again."
+  vm_profiles=$(grep -oE 'for the profiles [a-z0-9, -]+' <<<"$vm_section" | head -n1 | sed 's/^for the profiles //; s/,/ /g')
+  if [ -n "$vm_commit" ] && [ "$(git rev-parse --short "$vm_commit")" != "$(git rev-parse --short HEAD)" ]; then
+    # shellcheck disable=SC2086 # one word per profile
+    if changed_profiles=$(setup_changed_since "$vm_commit" $vm_profiles); then
+      vm_note+="
+**The VM figures predate changes to the bundle:** setup.sh of $changed_profiles, rendered with the defaults, differs between their commit \`$vm_commit\` and this file's, so cheaper checks and smaller bundles since then are not in them; \`scripts/bench.sh --vm\` measures again."
+    else
+      vm_note+="
+The VM section's commit \`$vm_commit\` is older than this file's, but setup.sh of each profile it measured ($vm_profiles), rendered with the defaults, is byte for byte the same at both."
+    fi
   fi
 else
   vm_note="**Not measured in this file:** bundles running on a server; \`scripts/bench.sh --vm\` adds the VM section."
@@ -86,19 +129,6 @@ if [ "$render" = 0 ]; then
   exit 0
 fi
 
-need=()
-command -v hyperfine >/dev/null || need+=(hyperfine)
-command -v jq >/dev/null || need+=(jq)
-if ((${#need[@]})); then
-  echo "installing ${need[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-
-target=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- 1. criterion -------------------------------------------------------------------------------
