@@ -84,11 +84,14 @@ pub fn boot_with(
     key: &TestKey,
     forwards: Vec<(u16, u16)>,
 ) -> Vm {
-    let user_data = fs::read_to_string(out.join("user-data.yaml")).unwrap();
+    // AWS's is gzip-compressed (render --provider aws); cloud-init takes either.
+    let user_data = fs::read(out.join("user-data.yaml.gz"))
+        .or_else(|_| fs::read(out.join("user-data.yaml")))
+        .unwrap();
     let mut vm = Vm::boot(
         release,
         BootOptions {
-            user_data: user_data.into(),
+            user_data,
             hostname: format!("{name}-{}", release.codename()),
             forwards,
             ..Default::default()
