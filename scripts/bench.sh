@@ -94,7 +94,10 @@ that section alone)."
   # The VM section keeps the commit it was measured at; say when the bundle it ran changed since.
   vm_commit=$(grep -oE 'at commit .[0-9a-f]+.' <<<"$vm_section" | grep -oE '[0-9a-f]{7,}' | head -n1)
   vm_profiles=$(grep -oE 'for the profiles [a-z0-9, -]+' <<<"$vm_section" | head -n1 | sed 's/^for the profiles //; s/,/ /g')
-  if [ -n "$vm_commit" ] && [ "$(git rev-parse --short "$vm_commit")" != "$(git rev-parse --short HEAD)" ]; then
+  if [ -n "$vm_commit" ] && ! git cat-file -e "$vm_commit^{commit}" 2>/dev/null; then
+    vm_note+="
+**The VM figures may predate changes to the bundle:** their commit \`$vm_commit\` is not in this repository, so setup.sh cannot be compared; \`scripts/bench.sh --vm\` measures again."
+  elif [ -n "$vm_commit" ] && [ "$(git rev-parse --short "$vm_commit")" != "$(git rev-parse --short HEAD)" ]; then
     # shellcheck disable=SC2086 # one word per profile
     if changed_profiles=$(setup_changed_since "$vm_commit" $vm_profiles); then
       vm_note+="

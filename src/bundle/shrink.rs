@@ -861,7 +861,8 @@ fn helper_functions(text: &str) -> Vec<(&str, Vec<usize>)> {
 /// `${!NAME...}` where `$` expands) or an assignment that is a whole statement, and
 /// - no line that holds it exports anything (`export`, `env`, `declare -x`: a program could
 ///   read it from its environment), and no use is a `NAME=value command` prefix;
-/// - it is not built at run time ([`words_and_run_time_parts`]);
+/// - it is not built at run time ([`words_and_run_time_parts`]) nor listed by a prefix
+///   (`${!PREFIX*}`), and no use is an escaped `\$NAME` (text);
 /// - `user_text` (lower case) does not hold it: the user's own words stay as written.
 ///
 /// A name used anywhere else (single quotes, a here-document, bare in arithmetic, a bare word
@@ -871,6 +872,17 @@ fn module_globals<'a>(text: &'a str, user_text: &str) -> Vec<(&'a str, Vec<usize
         return Vec::new();
     };
     let (starts, prefixes, suffixes) = words_and_run_time_parts(text);
+    let b = text.as_bytes();
+    // `${!PREFIX*}`, `${!PREFIX@}`: the names of the variables that start with PREFIX.
+    let listed: Vec<&str> = starts
+        .iter()
+        .filter(|(at, word)| {
+            *at >= 3
+                && &b[at - 3..*at] == b"${!"
+                && matches!(b.get(at + word.len()), Some(b'*' | b'@'))
+        })
+        .map(|(_, word)| *word)
+        .collect();
     let module_prefixes: Vec<String> = crate::modules::ALL
         .iter()
         .map(|m| format!("{}_", m.name.to_ascii_uppercase()))
@@ -880,16 +892,15 @@ fn module_globals<'a>(text: &'a str, user_text: &str) -> Vec<(&'a str, Vec<usize
         .map(|(_, word)| *word)
         .filter(|word| {
             module_prefixes.iter().any(|p| word.starts_with(p.as_str()))
-                && word.len() > 2
                 && word
                     .bytes()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
                 && !prefixes.iter().any(|p| word.starts_with(p))
                 && !suffixes.iter().any(|s| word.ends_with(s))
+                && !listed.iter().any(|l| word.starts_with(l))
                 && !user_text.contains(&word.to_ascii_lowercase())
         })
         .collect();
-    let b = text.as_bytes();
     let line_of = |at: usize| {
         let start = text[..at].rfind('\n').map_or(0, |n| n + 1);
         let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
@@ -914,7 +925,11 @@ fn module_globals<'a>(text: &'a str, user_text: &str) -> Vec<(&'a str, Vec<usize
         } else {
             None
         };
-        dollar.is_some_and(|d| matches!(classes[d], ByteClass::Code | ByteClass::Expanding))
+        // `\$NAME` is a `$` and text: count the backslashes before it.
+        let escaped = |d: usize| b[..d].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
+        dollar.is_some_and(|d| {
+            matches!(classes[d], ByteClass::Code | ByteClass::Expanding) && !escaped(d)
+        })
     };
     let mut globals = uses_of(candidates, &starts);
     globals.retain(|name, uses| {
@@ -1130,9 +1145,12 @@ SWAP_ARITH=x
 SWAP_USER=x
 SWAP_BUILT_FOO=x
 SWAP_ARG=x
+SWAP_ESCAPED=x
+SWAP_LISTED_A=x
 f() {
   echo "$SWAP_PATH" ${SWAP_PATH} ${#SWAP_SIZES[@]} "${SWAP_SIZES[0]}" ${!SWAP_PATH}
   printenv SWAP_ARG
+  echo "\$SWAP_ESCAPED" "${!SWAP_LISTED*}"
   echo '$SWAP_IN_QUOTES'
   cat <<EOF
 $SWAP_IN_HEREDOC
@@ -1142,7 +1160,7 @@ EOF
   (( SWAP_ARITH > 1 ))
   echo "$SWAP_USER"
   v=SWAP_BUILT_$x
-  echo "$SWAP_BUILT_FOO $SWAP_ARITH $SWAP_IN_QUOTES $SWAP_IN_HEREDOC $SWAP_PREFIX $SWAP_ARG"
+  echo "$SWAP_BUILT_FOO $SWAP_ARITH $SWAP_IN_QUOTES $SWAP_IN_HEREDOC $SWAP_PREFIX $SWAP_ARG $SWAP_ESCAPED $SWAP_LISTED_A"
 }
 main() { f; }
 "#;
@@ -1159,6 +1177,8 @@ main() { f; }
             "SWAP_USER",
             "SWAP_BUILT_FOO",
             "SWAP_ARG",
+            "SWAP_ESCAPED",
+            "SWAP_LISTED_A",
         ] {
             assert!(
                 out.contains(&format!("\n{kept}=x\n")),
