@@ -84,6 +84,7 @@ fn compile_and_render(r: &Request, options: &TargetOptions) -> usize {
 fn options() -> TargetOptions {
     TargetOptions {
         provider: phanes::targets::cloud_init::Provider::Generic,
+        bundle_url: None,
         packer_source: Default::default(),
     }
 }

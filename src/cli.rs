@@ -1,7 +1,9 @@
 //! The command line: argument parsing and one function per command.
 
 use crate::compile::{self, Compilation, Request};
-use crate::targets::{self, Format, TargetOptions, cloud_init::Provider, packer::SourceName};
+use crate::targets::{
+    self, Format, TargetOptions, cloud_init::BundleUrl, cloud_init::Provider, packer::SourceName,
+};
 use crate::{bundle, config, diagnostic, explain, modules, output, profile};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -131,6 +133,10 @@ struct RenderArgs {
     /// Check user-data against this provider's size limit
     #[arg(long, value_enum, default_value = "generic")]
     provider: Provider,
+    /// Download setup.sh from this URL at first boot instead of carrying it in user-data, which
+    /// then holds its sha256 and runs it only if it matches (for AWS's 16 KiB: a presigned S3 URL)
+    #[arg(long, value_name = "URL")]
+    bundle_url: Option<BundleUrl>,
     /// The Packer source the fragment builds, as TYPE.NAME
     #[arg(long, value_name = "TYPE.NAME", default_value = "null.phanes")]
     packer_source: String,
@@ -322,6 +328,7 @@ fn render(args: &RenderArgs) -> Result<Vec<u8>> {
     let compilation = compile::compile(&args.input.request())?;
     let options = TargetOptions {
         provider: args.provider,
+        bundle_url: args.bundle_url.clone(),
         packer_source,
     };
     let all = targets::render_all(&compilation, &options)?;

@@ -865,6 +865,7 @@ fn run_case(
     };
     let options = TargetOptions {
         provider: cloud_init::Provider::Generic,
+        bundle_url: None,
         packer_source,
     };
     let artifacts = render_all(&compilation, &options)

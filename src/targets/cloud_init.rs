@@ -6,6 +6,11 @@
 //! without comments and with short internal names) as plain text, gzip-compressed as a whole. cloud-init recognises gzip by its magic bytes and
 //! decompresses before parsing, and one compression of the whole is smaller than the bundle's
 //! gz+b64 inside YAML (base64 costs a third).
+//!
+//! With `--bundle-url` it carries no bundle at all: a small runcmd downloads setup.sh from where
+//! the user put it, checks its sha256 against the one rendered here and only then installs and
+//! runs it. Any profile fits any provider that way (AWS's 16 KiB included); it is how Ignition
+//! (`config.replace` with a `verification.hash`) answers the same limit.
 
 use super::Artifact;
 use crate::compile::Compilation;
@@ -62,6 +67,46 @@ impl Provider {
             Provider::Aws => Some(16 * 1024),
             Provider::Generic => None,
         }
+    }
+}
+
+/// Where the server downloads setup.sh at first boot (`--bundle-url`): an http(s) URL of
+/// printable ASCII with none of the characters RFC 3986 excludes, so it is the same text in
+/// YAML, in a shell argument and in a comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleUrl(String);
+
+impl BundleUrl {
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for BundleUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, String> {
+        let Some(rest) = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+        else {
+            return Err(format!(
+                "{url:?} is not an http:// or https:// URL (the server downloads setup.sh from it at first boot; for S3, a presigned https URL)"
+            ));
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!("{url:?} has no host"));
+        }
+        if let Some(bad) = url
+            .chars()
+            .find(|c| !c.is_ascii_graphic() || "\"<>\\^`{|}".contains(*c))
+        {
+            return Err(format!(
+                "{url:?} contains {bad:?}, which a URL cannot hold unencoded (percent-encode it)"
+            ));
+        }
+        Ok(BundleUrl(url.to_string()))
     }
 }
 
@@ -130,12 +175,20 @@ pub fn aws_bundle(c: &Compilation, setup: &str) -> Result<String> {
     Ok(crate::bundle::shrink::minify(setup, &user_text))
 }
 
-/// Renders user-data.yaml around the bundle and checks the provider limit.
-pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Artifact> {
+/// Renders user-data.yaml around the bundle (or, with `bundle_url`, around its download) and
+/// checks the provider limit.
+pub fn artifact(
+    c: &Compilation,
+    setup: &str,
+    provider: Provider,
+    bundle_url: Option<&BundleUrl>,
+) -> Result<Artifact> {
+    // A fetched bundle leaves user-data small: plain YAML for every provider.
+    let compressed = provider.compressed() && bundle_url.is_none();
     // AWS: the bundle minified (no comments, short internal names; see shrink::minify) and no
     // comment in the YAML either: every byte counts against 16 KiB.
     let minified;
-    let (setup, payload) = if provider.compressed() {
+    let (setup, payload) = if compressed {
         minified = aws_bundle(c, setup)?;
         (minified.as_str(), literal(&minified, "  "))
     } else {
@@ -150,10 +203,11 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
         encoding => payload.encoding,
         content => payload.content,
         preserve_hostname => manages_hostname,
-        compact => provider.compressed(),
+        compact => compressed,
+        fetch_url => bundle_url.map(BundleUrl::as_str),
     };
     let text = render::render(&c.env, "targets/user-data.yaml", ctx)?;
-    let (path, bytes) = if provider.compressed() {
+    let (path, bytes) = if compressed {
         (GZ_PATH, gzip_smallest(text.as_bytes()))
     } else {
         (PATH, text.into_bytes())
@@ -162,7 +216,7 @@ pub fn artifact(c: &Compilation, setup: &str, provider: Provider) -> Result<Arti
         && bytes.len() > limit
     {
         bail!(
-            "{path} is {} bytes, over the {} limit of {limit} bytes by {}; leave out modules (--skip-module) or use a provider with a larger limit",
+            "{path} is {} bytes, over the {} limit of {limit} bytes by {}; put setup.sh where the server can download it and pass its URL with --bundle-url (user-data then pins its sha256 instead of carrying it), leave out modules (--skip-module), or use a provider with a larger limit",
             bytes.len(),
             provider.display_name(),
             bytes.len() - limit

@@ -49,6 +49,8 @@ pub enum Format {
 pub struct TargetOptions {
     /// Whose user-data size limit to check.
     pub provider: cloud_init::Provider,
+    /// Where the server downloads setup.sh at first boot, instead of user-data carrying it.
+    pub bundle_url: Option<cloud_init::BundleUrl>,
     /// The Packer source the fragment builds.
     pub packer_source: packer::SourceName,
 }
@@ -58,7 +60,12 @@ pub fn render_all(c: &Compilation, options: &TargetOptions) -> Result<Vec<Artifa
     let sections = bundle::sections(c)?;
     let setup = bundle::setup_sh(c, &sections)?;
     let mut artifacts = vec![shell::artifact(&setup)];
-    artifacts.push(cloud_init::artifact(c, &setup, options.provider)?);
+    artifacts.push(cloud_init::artifact(
+        c,
+        &setup,
+        options.provider,
+        options.bundle_url.as_ref(),
+    )?);
     artifacts.extend(packer::artifacts(c, &setup, &options.packer_source)?);
     let manifest = archive::manifest(c, &artifacts)?;
     let tarball = archive::tarball(&setup, &sections, &manifest)?;
