@@ -20,6 +20,7 @@ Examples:
   phanes render --profile minimal > setup.sh
   phanes render --profile minimal --out out/web
   phanes render --format cloud-init --provider hetzner > user-data.yaml
+  phanes render --profile web --provider aws --bundle-url https://HOST/setup.sh --out out/web
   phanes plan --profile minimal --set baseline.hostname=web1";
 
 /// `--version`: the crate version and the git revision it was built from.

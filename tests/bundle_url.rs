@@ -66,7 +66,8 @@ fn every_built_in_profile_fits_aws_with_a_bundle_url() {
             .map(|k| k.as_str().unwrap())
             .collect();
         assert!(
-            keys.iter().all(|k| ["runcmd", "preserve_hostname"].contains(k)),
+            keys.iter()
+                .all(|k| ["runcmd", "preserve_hostname"].contains(k)),
             "{profile}: no write_files, nothing but the download: {keys:?}"
         );
         let argv = fetch_argv(&doc);
@@ -207,8 +208,12 @@ fn stderr(out: &Output) -> String {
 fn bundle_url_installs_and_runs_the_pinned_bundle() {
     let fetch = Fetch::new("bundle-url-good");
     let sum = fetch.serve("setup.sh", STUB);
-    fs::write(fetch.dir.join("flaky"), "/setup.sh?sig=$(touch%20PWNED)'x'\n").unwrap();
-    let url = fetch.server.url("setup.sh?sig=$(touch%20PWNED)'x'");
+    fs::write(
+        fetch.dir.join("flaky"),
+        "/setup.sh?sig=$(touch$IFS'PWNED')\n",
+    )
+    .unwrap();
+    let url = fetch.server.url("setup.sh?sig=$(touch$IFS'PWNED')");
     let out = fetch.run(&url, &sum, &[("PHANES_FETCH_DELAY", "0")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(fs::read_to_string(fetch.dest()).unwrap(), STUB);
@@ -249,7 +254,10 @@ fn bundle_url_refuses_a_bundle_with_another_sha256() {
         err.contains(&format!("has sha256 {got}, not {want}")) && err.contains("nothing ran"),
         "{err}"
     );
-    assert!(!err.contains("secret123"), "the signature is printed: {err}");
+    assert!(
+        !err.contains("secret123"),
+        "the signature is printed: {err}"
+    );
     assert!(!fetch.dir.join("PWNED").exists());
     fetch.assert_untouched();
     fs::remove_dir_all(&fetch.dir).unwrap();
@@ -320,4 +328,26 @@ fn bundle_url_rejects_what_is_not_a_plain_url() {
         assert!(!dir.join("out").exists(), "{url:?}: something was written");
         fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// Without `--bundle-url`, a profile over AWS's limit (dev, the largest built-in one: about
+/// 19 KB with the bundle inside) fails before writing anything, with the size and the way out.
+#[test]
+fn over_the_aws_limit_the_error_names_bundle_url() {
+    let dir = temp_dir("bundle-url-hint");
+    let out = phanes()
+        .args(["render", "--profile", "dev", "--provider", "aws", "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("user-data.yaml.gz is ")
+            && err.contains("over the AWS limit of 16384 bytes")
+            && err.contains("--bundle-url"),
+        "{err}"
+    );
+    assert!(!dir.join("out").exists(), "nothing may be written");
+    fs::remove_dir_all(dir).unwrap();
 }

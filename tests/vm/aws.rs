@@ -9,18 +9,22 @@
 //! run find nothing, drift is repaired by it, and setup.sh run afterwards agrees that the
 //! server is converged (both bundles want the same state).
 //!
+//! With `--bundle-url` (every profile over the limit), user-data carries no bundle: cloud-init
+//! downloads setup.sh from a server on the host, checks its sha256 and runs it; the case
+//! `bookworm_fetched` boots that way.
+//!
 //! `PHANES_VM=full cargo test --release --test vm aws:: -- --nocapture`
 
 use crate::{common, guest, profiles, vm};
 use common::sha256;
 use flate2::read::GzDecoder;
 use guest::{converged, run_bundle};
-use profiles::{ADMIN, BUNDLE, boot_with, drift_and_repair, render_with};
+use profiles::{ADMIN, BUNDLE, base_config, boot_with, drift_and_repair, render_with};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::time::Instant;
-use vm::{Release, TestKey};
+use vm::{HttpServer, Release, TestKey};
 
 /// Where cloud-init installs the bundle (templates/targets/user-data.yaml.j2).
 const INSTALLED: &str = "/usr/local/sbin/phanes-setup";
@@ -175,6 +179,66 @@ fn aws_minimal(release: Release) {
     fs::remove_dir_all(out.parent().unwrap()).unwrap();
 }
 
+/// `--provider aws --bundle-url`: the guest downloads setup.sh from the host (through QEMU's
+/// gateway), installs exactly it and converges; the query string of a presigned URL is passed
+/// through untouched and stays out of the log.
+fn aws_fetched(release: Release) {
+    let started = Instant::now();
+    let key = TestKey::generate();
+    let served = common::temp_dir("aws-fetched-served");
+    let server = HttpServer::serve(&served);
+    let url = format!(
+        "{}/web/setup.sh?X-Amz-Signature=presigned-secret",
+        server.guest_url()
+    );
+    let out = render_with(
+        "minimal",
+        &base_config(&key.public_text, "aws-fetched"),
+        &[],
+        &["--provider", "aws", "--bundle-url", &url],
+    );
+    let user_data = fs::read(out.join("user-data.yaml")).unwrap();
+    assert!(user_data.len() <= AWS_LIMIT && !out.join("user-data.yaml.gz").exists());
+    fs::create_dir_all(served.join("web")).unwrap();
+    fs::copy(out.join("setup.sh"), served.join("web/setup.sh")).unwrap();
+
+    let vm = boot_with(release, &out, "aws-fetched", &key, Vec::new());
+    assert_eq!(
+        vm.ssh_ok(&format!("sudo -n sha256sum {INSTALLED} | cut -d' ' -f1"))
+            .trim(),
+        sha256(&out.join("setup.sh")),
+        "{INSTALLED} is not the setup.sh the user-data pins"
+    );
+    assert_eq!(
+        vm.ssh_ok(&format!("sudo -n stat -c '%a %U' {INSTALLED}"))
+            .trim(),
+        "700 root"
+    );
+    let log = vm.ssh_ok("sudo -n cat /var/log/cloud-init-output.log");
+    assert!(
+        !log.contains("presigned-secret") && !log.contains("cannot download"),
+        "{log}"
+    );
+    converged(&vm, INSTALLED).unwrap();
+    assert_eq!(vm.ssh_ok("hostname").trim(), "aws-fetched");
+    drop(server);
+    println!(
+        "[vm_aws] fetched minimal on {}: user-data.yaml {} bytes; case total {:.0?}",
+        release.codename(),
+        user_data.len(),
+        started.elapsed()
+    );
+    fs::remove_dir_all(out.parent().unwrap()).unwrap();
+    fs::remove_dir_all(served).unwrap();
+}
+
+vm_case!(
+    bookworm_fetched,
+    "AWS user-data with --bundle-url",
+    Bookworm,
+    FullOnly,
+    aws_fetched
+);
 vm_case!(
     bookworm_minimal,
     "AWS user-data",
