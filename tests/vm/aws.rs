@@ -240,6 +240,13 @@ vm_case!(
     aws_fetched
 );
 vm_case!(
+    trixie_fetched,
+    "AWS user-data with --bundle-url",
+    Trixie,
+    FullOnly,
+    aws_fetched
+);
+vm_case!(
     bookworm_minimal,
     "AWS user-data",
     Bookworm,
