@@ -308,6 +308,10 @@ fn bundle_url_rejects_what_is_not_a_plain_url() {
     for (url, why) in [
         ("s3://bucket/setup.sh", "is not an http:// or https:// URL"),
         ("https://", "has no host"),
+        (
+            "https://user:pw@example.org/setup.sh",
+            "carries a user name or password",
+        ),
         ("https://example.org/a b", "contains ' '"),
         ("https://example.org/a\n- [reboot]", "contains '\\n'"),
         ("https://example.org/\"x", "contains '\"'"),

@@ -98,6 +98,12 @@ impl std::str::FromStr for BundleUrl {
         if rest.is_empty() || rest.starts_with('/') {
             return Err(format!("{url:?} has no host"));
         }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(format!(
+                "{url:?} carries a user name or password, which the download does not send; use a URL that needs none (for S3, a presigned one)"
+            ));
+        }
         if let Some(bad) = url
             .chars()
             .find(|c| !c.is_ascii_graphic() || "\"<>\\^`{|}".contains(*c))
