@@ -36,7 +36,7 @@ impl Artifact {
 pub enum Format {
     /// setup.sh, the bash bundle
     Shell,
-    /// user-data.yaml, the #cloud-config (user-data.yaml.gz with --provider aws)
+    /// user-data.yaml, the #cloud-config (user-data.yaml.gz with --provider aws and no --bundle-url)
     CloudInit,
     /// packer/phanes.pkr.hcl and the setup.sh it uploads
     Packer,
