@@ -270,7 +270,7 @@ else
 fi
 while IFS='|' read -r _ name _raw _gz ud aws_gz het dig aws url_ud url_fits _; do
   name=$(echo "$name" | xargs) ud=$(echo "$ud" | xargs) aws_gz=$(echo "$aws_gz" | xargs)
-  url_ud=$(echo "$url_ud" | xargs)
+  url_ud=$(echo "$url_ud" | xargs) url_fits=$(echo "$url_fits" | xargs)
   [ -n "$name" ] || continue
   kind="built-in profile"
   [ "$name" = all-modules ] && kind="synthetic, every module; not a built-in profile, so no size target"

@@ -196,9 +196,11 @@ pub fn artifact(
     let minified;
     let (setup, payload) = if compressed {
         minified = aws_bundle(c, setup)?;
-        (minified.as_str(), literal(&minified, "  "))
+        (minified.as_str(), Some(literal(&minified, "  ")))
+    } else if bundle_url.is_some() {
+        (setup, None)
     } else {
-        (setup, payload(setup))
+        (setup, Some(payload(setup)))
     };
     let manages_hostname =
         c.modules.iter().any(|m| m.name == "baseline") && c.config.baseline.hostname.is_some();
@@ -206,8 +208,8 @@ pub fn artifact(
         version => crate::VERSION,
         profile => &c.profile.name,
         setup_sha256 => crate::compile::hex(&sha2::Sha256::digest(setup.as_bytes())),
-        encoding => payload.encoding,
-        content => payload.content,
+        encoding => payload.as_ref().and_then(|p| p.encoding),
+        content => payload.as_ref().map(|p| p.content.as_str()),
         preserve_hostname => manages_hostname,
         compact => compressed,
         fetch_url => bundle_url.map(BundleUrl::as_str),
