@@ -108,7 +108,8 @@ fn every_built_in_profile_fits_aws_with_a_bundle_url() {
 struct Fetch {
     dir: PathBuf,
     server: Server,
-    argv_template: serde_norway::Value,
+    /// `sh -c SCRIPT phanes-fetch`, as rendered; the URL, checksum and destination follow.
+    command: Vec<String>,
 }
 
 const SHELLIFY: &str = "\
@@ -142,8 +143,10 @@ impl Fetch {
             &dir.join("flaky"),
         );
         fs::create_dir_all(dir.join("sbin")).unwrap();
+        let mut command = fetch_argv(&user_data(&dir.join("out")));
+        command.truncate(4);
         Fetch {
-            argv_template: user_data(&dir.join("out"))["runcmd"].clone(),
+            command,
             dir,
             server,
         }
@@ -155,12 +158,7 @@ impl Fetch {
 
     /// Runs the download of `url`, expecting `sum`, the way cloud-init would.
     fn run(&self, url: &str, sum: &str, env: &[(&str, &str)]) -> Output {
-        let mut argv = fetch_argv(&serde_norway::Value::Mapping(
-            [("runcmd".into(), self.argv_template.clone())]
-                .into_iter()
-                .collect(),
-        ));
-        argv.truncate(4);
+        let mut argv = self.command.clone();
         argv.extend([
             url.to_string(),
             sum.to_string(),
