@@ -10,8 +10,8 @@
 //! server is converged (both bundles want the same state).
 //!
 //! With `--bundle-url` (every profile over the limit), user-data carries no bundle: cloud-init
-//! downloads setup.sh from a server on the host, checks its sha256 and runs it; the case
-//! `bookworm_fetched` boots that way.
+//! downloads setup.sh from a server on the host, checks its sha256 and runs it; the `*_fetched`
+//! cases boot the web profile that way.
 //!
 //! `PHANES_VM=full cargo test --release --test vm aws:: -- --nocapture`
 
@@ -179,9 +179,11 @@ fn aws_minimal(release: Release) {
     fs::remove_dir_all(out.parent().unwrap()).unwrap();
 }
 
-/// `--provider aws --bundle-url`: the guest downloads setup.sh from the host (through QEMU's
-/// gateway), installs exactly it and converges; the query string of a presigned URL is passed
-/// through untouched and stays out of the log.
+/// `--provider aws --bundle-url` with the web profile, which is over AWS's limit with the bundle
+/// inside: the guest downloads setup.sh from the host (through QEMU's gateway), installs exactly
+/// it and converges, Docker and Caddy running; the query string of a presigned URL is passed
+/// through untouched and stays out of the log. Docker and Caddy come from Debian's archive
+/// (`source: distro`): their vendor repositories are not reachable here.
 fn aws_fetched(release: Release) {
     let started = Instant::now();
     let key = TestKey::generate();
@@ -191,9 +193,11 @@ fn aws_fetched(release: Release) {
         "{}/web/setup.sh?X-Amz-Signature=presigned-secret",
         server.guest_url()
     );
+    let config = base_config(&key.public_text, "aws-fetched")
+        + "docker:\n  source: distro\ncaddy:\n  source: distro\n";
     let out = render_with(
-        "minimal",
-        &base_config(&key.public_text, "aws-fetched"),
+        "web",
+        &config,
         &[],
         &["--provider", "aws", "--bundle-url", &url],
     );
@@ -221,9 +225,13 @@ fn aws_fetched(release: Release) {
     );
     converged(&vm, INSTALLED).unwrap();
     assert_eq!(vm.ssh_ok("hostname").trim(), "aws-fetched");
+    assert_eq!(
+        vm.ssh_ok("systemctl is-active docker caddy").trim(),
+        "active\nactive"
+    );
     drop(server);
     println!(
-        "[vm_aws] fetched minimal on {}: user-data.yaml {} bytes; case total {:.0?}",
+        "[vm_aws] fetched web on {}: user-data.yaml {} bytes; case total {:.0?}",
         release.codename(),
         user_data.len(),
         started.elapsed()
