@@ -60,6 +60,13 @@ security:
     )
 }
 
+/// The sha256 of the bundle cloud-init installed in the guest.
+fn installed_sha256(vm: &vm::Vm) -> String {
+    vm.ssh_ok(&format!("sudo -n sha256sum {INSTALLED} | cut -d' ' -f1"))
+        .trim()
+        .to_string()
+}
+
 /// The bundle inside the compressed user-data: the `content` of its one `write_files` entry.
 fn bundle_inside(gz: &[u8]) -> String {
     let mut text = String::new();
@@ -102,8 +109,7 @@ fn aws_minimal(release: Release) {
     let copy = out.join("minified.sh");
     fs::write(&copy, &minified).unwrap();
     assert_eq!(
-        vm.ssh_ok(&format!("sudo -n sha256sum {INSTALLED} | cut -d' ' -f1"))
-            .trim(),
+        installed_sha256(&vm),
         sha256(&copy),
         "{INSTALLED} is not the bundle of user-data.yaml.gz"
     );
@@ -208,8 +214,7 @@ fn aws_fetched(release: Release) {
 
     let vm = boot_with(release, &out, "aws-fetched", &key, Vec::new());
     assert_eq!(
-        vm.ssh_ok(&format!("sudo -n sha256sum {INSTALLED} | cut -d' ' -f1"))
-            .trim(),
+        installed_sha256(&vm),
         sha256(&out.join("setup.sh")),
         "{INSTALLED} is not the setup.sh the user-data pins"
     );
