@@ -333,6 +333,7 @@ fn render(args: &RenderArgs) -> Result<Vec<u8>> {
         packer_source,
     };
     let all = targets::render_all(&compilation, &options)?;
+    let upload_hint = upload_hint(args, &all);
     match (&args.out, args.format) {
         (Some(dir), format) => {
             let chosen = match format {
@@ -342,6 +343,9 @@ fn render(args: &RenderArgs) -> Result<Vec<u8>> {
             output::write_all(dir, &chosen)?;
             for artifact in &chosen {
                 eprintln!("wrote {}", dir.join(&artifact.path).display());
+            }
+            if let Some(hint) = upload_hint {
+                eprintln!("{hint}: upload {} there", dir.join("setup.sh").display());
             }
             Ok(Vec::new())
         }
@@ -363,9 +367,30 @@ fn render(args: &RenderArgs) -> Result<Vec<u8>> {
                     main_file.path
                 );
             }
+            if let Some(hint) = upload_hint {
+                eprintln!(
+                    "{hint}: upload the setup.sh `phanes render` writes with the same config there"
+                );
+            }
             Ok(main_file.bytes.clone())
         }
     }
+}
+
+/// With `--bundle-url`, what the user must do before the server boots, when the user-data is
+/// among what this render gives them: the URL without its query (a presigned URL's signature
+/// stays off the terminal) and the sha256 the user-data will accept.
+fn upload_hint(args: &RenderArgs, artifacts: &[targets::Artifact]) -> Option<String> {
+    let url = args.bundle_url.as_ref()?;
+    if !matches!(args.format, None | Some(Format::CloudInit)) {
+        return None;
+    }
+    let setup = artifacts.iter().find(|a| a.path == targets::shell::PATH)?;
+    let sha256 = compile::hex(&<sha2::Sha256 as sha2::Digest>::digest(&setup.bytes));
+    let without_query = url.as_str().split(['?', '#']).next().unwrap_or_default();
+    Some(format!(
+        "user-data.yaml downloads setup.sh from {without_query} at first boot and runs it only if its sha256 is {sha256}"
+    ))
 }
 
 fn list(what: ListWhat, input: &InputArgs) -> Result<String> {

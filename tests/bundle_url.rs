@@ -353,3 +353,34 @@ fn over_the_aws_limit_the_error_names_bundle_url() {
     assert!(!dir.join("out").exists(), "nothing may be written");
     fs::remove_dir_all(dir).unwrap();
 }
+
+/// `render --out` says what is left to do: which file to upload where, and the sha256 the
+/// user-data will accept; the URL's query (a presigned signature) stays off the terminal.
+#[test]
+fn render_with_a_bundle_url_says_what_to_upload() {
+    let dir = temp_dir("bundle-url-hint-upload");
+    let out = phanes()
+        .args([
+            "render",
+            "--profile",
+            "web",
+            "--provider",
+            "aws",
+            "--bundle-url",
+            "https://bucket.example/web/setup.sh?X-Amz-Signature=secret123",
+            "--out",
+        ])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let want = format!(
+        "user-data.yaml downloads setup.sh from https://bucket.example/web/setup.sh at first boot and runs it only if its sha256 is {}: upload {} there",
+        sha256(&dir.join("out/setup.sh")),
+        dir.join("out/setup.sh").display()
+    );
+    assert!(err.lines().any(|l| l == want), "{err}");
+    assert!(!err.contains("secret123"), "{err}");
+    fs::remove_dir_all(dir).unwrap();
+}
