@@ -44,7 +44,16 @@ impl Diagnostic {
                 text = stripped.to_string();
             }
         }
-        let (mut path, message) = split_path(&text);
+        let (mut path, mut message) = split_path(&text);
+        // A document that is not a mapping: say what a config is, not which Rust type failed.
+        if let Some(found) = message
+            .strip_prefix("invalid type: ")
+            .and_then(|m| m.strip_suffix(", expected struct Config"))
+        {
+            message = format!(
+                "the config must be a mapping of module names to their options (such as `baseline:`), found {found}"
+            );
+        }
         let mut position = location;
         // Errors raised by a value's own validation carry the parent's path but the key's
         // position: complete the path from the source.

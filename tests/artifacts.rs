@@ -276,6 +276,12 @@ fn config_errors_name_the_key_position_and_fix() {
             &["--set", "swap.sizee=2G"],
             "--set swap.sizee=2G: swap: unknown field `sizee`",
         ),
+        // Not a mapping, even with a tag inside that alone would not resolve.
+        (
+            "- !!int }\n",
+            &[],
+            "phanes.yaml:1:1: the config must be a mapping of module names to their options (such as `baseline:`), found sequence",
+        ),
         ("", &["--profile", "webb"], "unknown profile \"webb\""),
         (
             "",

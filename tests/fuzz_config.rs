@@ -581,7 +581,7 @@ fn check_error(err: &anyhow::Error, known: &BTreeSet<String>, text: &str) -> Res
         }
         if d.position.is_some()
             && (d.path.is_empty()
-                || d.message.ends_with("expected struct Config")
+                || d.message.starts_with("the config must be a mapping")
                 || !DATA_ERRORS.iter().any(|m| d.message.contains(m)))
         {
             // A document that does not parse, or is not a mapping, has no key path to name.

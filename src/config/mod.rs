@@ -73,18 +73,12 @@ impl Layer {
                 _ => d,
             }
         };
-        let document: Value = serde_norway::from_str(&self.text).map_err(|e| diagnostic(&e))?;
-        let value = match (self.nested_under, document) {
-            (_, Value::Null) => return Ok(Value::Mapping(Mapping::new())),
-            (None, v) => v,
-            (Some(key), Value::Mapping(mut m)) => {
-                m.remove(key).unwrap_or(Value::Mapping(Mapping::new()))
-            }
-            (Some(_), _) => return Ok(Value::Mapping(Mapping::new())),
-        };
-        if self.nested_under.is_none() {
-            // Deserialize from the text, not the value, so serde can report line and column.
-            serde_norway::from_str::<Config>(&self.text).map_err(|e| diagnostic(&e))?;
+        // The typed parse comes first: it reads the text, so serde reports line and column, and
+        // it rejects a document that is not a mapping as such, where the untyped parse below
+        // would first resolve a tag like `!!int` somewhere inside it and report that under no
+        // key path. An empty document is the one thing the typed parse refuses that is fine.
+        let typed = if self.nested_under.is_none() {
+            serde_norway::from_str::<Config>(&self.text).map(drop)
         } else {
             #[derive(Deserialize, schemars::JsonSchema)]
             struct Nested {
@@ -92,9 +86,20 @@ impl Layer {
                 #[allow(dead_code)]
                 config: Option<Config>,
             }
-            let nested: Result<Nested, _> = serde_norway::from_str(&self.text);
-            nested.map_err(|e| diagnostic(&e))?;
+            serde_norway::from_str::<Nested>(&self.text).map(drop)
+        };
+        let document = serde_norway::from_str::<Value>(&self.text);
+        if let Ok(Value::Null) = document {
+            return Ok(Value::Mapping(Mapping::new()));
         }
+        typed.map_err(|e| diagnostic(&e))?;
+        let value = match (self.nested_under, document.map_err(|e| diagnostic(&e))?) {
+            (None, v) => v,
+            (Some(key), Value::Mapping(mut m)) => {
+                m.remove(key).unwrap_or(Value::Mapping(Mapping::new()))
+            }
+            (Some(_), _) => return Ok(Value::Mapping(Mapping::new())),
+        };
         Ok(value)
     }
 }
