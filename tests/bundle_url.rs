@@ -315,43 +315,43 @@ fn bundle_url_rejects_what_is_not_a_plain_url() {
         ("https://example.org/\"x", "contains '\"'"),
         ("https://example.org/a\\b", "contains '\\\\'"),
     ] {
-        let dir = temp_dir("bundle-url-bad");
-        let out = phanes()
-            .args(["render", "--bundle-url", url, "--out"])
-            .arg(dir.join("out"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{url:?}: {err}");
+        let err = failed_render(&["--bundle-url", url], 2);
         assert!(
             err.contains("--bundle-url") && err.contains(why),
             "{url:?}: {err}"
         );
-        assert!(!dir.join("out").exists(), "{url:?}: something was written");
-        fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// Runs `phanes render ARGS --out DIR`, which must exit with `code` and write nothing; returns
+/// its stderr.
+fn failed_render(args: &[&str], code: i32) -> String {
+    let dir = temp_dir("bundle-url-failed");
+    let out = phanes()
+        .arg("render")
+        .args(args)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(!dir.join("out").exists(), "{args:?}: something was written");
+    fs::remove_dir_all(dir).unwrap();
+    err
 }
 
 /// Without `--bundle-url`, a profile over AWS's limit (dev, the largest built-in one: about
 /// 19 KB with the bundle inside) fails before writing anything, with the size and the way out.
 #[test]
 fn over_the_aws_limit_the_error_names_bundle_url() {
-    let dir = temp_dir("bundle-url-hint");
-    let out = phanes()
-        .args(["render", "--profile", "dev", "--provider", "aws", "--out"])
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failed_render(&["--profile", "dev", "--provider", "aws"], 1);
     assert!(
         err.contains("user-data.yaml.gz is ")
             && err.contains("over the AWS limit of 16384 bytes")
             && err.contains("--bundle-url"),
         "{err}"
     );
-    assert!(!dir.join("out").exists(), "nothing may be written");
-    fs::remove_dir_all(dir).unwrap();
 }
 
 /// `render --out` says what is left to do: which file to upload where, and the sha256 the
