@@ -44,16 +44,8 @@ impl Diagnostic {
                 text = stripped.to_string();
             }
         }
-        let (mut path, mut message) = split_path(&text);
-        // A document that is not a mapping: say what a config is, not which Rust type failed.
-        if let Some(found) = message
-            .strip_prefix("invalid type: ")
-            .and_then(|m| m.strip_suffix(", expected struct Config"))
-        {
-            message = format!(
-                "the config must be a mapping of module names to their options (such as `baseline:`), found {found}"
-            );
-        }
+        let (mut path, message) = split_path(&text);
+        let message = without_rust_type_names(message);
         let mut position = location;
         // Errors raised by a value's own validation carry the parent's path but the key's
         // position: complete the path from the source.
@@ -312,6 +304,26 @@ fn key_at(source: &str, line: usize, column: usize) -> Option<&str> {
 
 /// serde_norway prefixes messages with the key path when there is one (`swap.size: invalid ...`).
 /// A path never contains a space; serde's own message heads ("invalid type") do.
+/// serde names the Rust struct it expected (`expected struct Settings`); users wrote YAML, so
+/// say what the YAML should have been: a whole config, a profile, or a mapping of options.
+fn without_rust_type_names(message: String) -> String {
+    let Some((found, name)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected struct "))
+    else {
+        return message;
+    };
+    match name {
+        "Config" => format!(
+            "the config must be a mapping of module names to their options (such as `baseline:`), found {found}"
+        ),
+        "ProfileFile" => format!(
+            "invalid type: {found}, expected a profile: a mapping with name, description and modules"
+        ),
+        _ => format!("invalid type: {found}, expected a mapping of options (`key: value` lines)"),
+    }
+}
+
 fn split_path(text: &str) -> (String, String) {
     if let Some((head, rest)) = text.split_once(": ")
         && !head.is_empty()

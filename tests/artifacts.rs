@@ -282,6 +282,22 @@ fn config_errors_name_the_key_position_and_fix() {
             &[],
             "phanes.yaml:1:1: the config must be a mapping of module names to their options (such as `baseline:`), found sequence",
         ),
+        // serde's Rust struct names do not reach the user.
+        (
+            "baseline: 5\n",
+            &[],
+            "phanes.yaml:1:11: baseline: invalid type: integer `5`, expected a mapping of options (`key: value` lines)",
+        ),
+        (
+            "user:\n  users:\n    - 5\n",
+            &[],
+            "user.users[0]: invalid type: integer `5`, expected a mapping of options",
+        ),
+        (
+            "",
+            &["--profile", "listy"],
+            "profiles/listy.yaml:1:1: invalid type: sequence, expected a profile: a mapping with name, description and modules",
+        ),
         ("", &["--profile", "webb"], "unknown profile \"webb\""),
         (
             "",
@@ -289,6 +305,8 @@ fn config_errors_name_the_key_position_and_fix() {
             "unknown module \"swapp\" (did you mean \"swap\"?)",
         ),
     ];
+    fs::create_dir_all(dir.join("profiles")).unwrap();
+    fs::write(dir.join("profiles/listy.yaml"), "- a\n- b\n").unwrap();
     for (config, args, expected) in cases {
         fs::write(dir.join("phanes.yaml"), config).unwrap();
         let out = phanes()
